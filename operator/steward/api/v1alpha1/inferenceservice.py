@@ -1,0 +1,165 @@
+"""InferenceService: a model server with an on-demand base and an optional spot share above it.
+
+Shaped after KServe's ``serving.kserve.io/v1beta1`` so its users feel at home:
+``spec.predictor.model.{modelFormat,storageUri}``, ``minReplicas``/``maxReplicas``. Its plural is
+``inferenceservices.steward.ai``, so it coexists with KServe's in one cluster.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, ClassVar, Literal
+
+from pydantic import ConfigDict, Field
+
+from steward.api.quantities import USD, Fraction, Percent
+from steward.api.schema import Rule, StewardModel
+from steward.api.v1alpha1.common import (
+    Conditions,
+    CustomResource,
+    KindInfo,
+    PrinterColumn,
+    Priority,
+    ShortName,
+)
+from steward.api.v1alpha1.compressionjob import CompressionMethod, CompressionMethods
+
+
+class ModelFormat(StewardModel):
+    """The model's serialisation format, as KServe names it (``pytorch``, ``onnx``, ...)."""
+
+    name: ShortName
+    version: Annotated[str, Field(max_length=64)] | None = None
+
+
+class Model(StewardModel):
+    """The model the predictor serves."""
+
+    model_format: ModelFormat
+    storage_uri: Annotated[str, Field(min_length=1, max_length=2048)] = Field(
+        alias="storageUri",
+        description="Where the model is (pvc://, a local path, or any scheme the runtime reads).",
+    )
+
+
+class Container(StewardModel):
+    """The predictor container (``core/v1 Container``). Steward sets ``STEWARD_MODEL_URI``."""
+
+    model_config = ConfigDict(extra="allow")
+
+    name: Annotated[str, Field(max_length=63)] = "predictor"
+    image: Annotated[str, Field(min_length=1, max_length=512)]
+
+
+class Predictor(StewardModel):
+    """How the model is served and how far it may scale."""
+
+    model: Model
+    container: Container
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    max_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    gpus_per_replica: Annotated[int, Field(ge=0, le=16)] = 1
+    gpu_model: ShortName | None = None
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.minReplicas <= self.maxReplicas",
+            message="maxReplicas must be at least minReplicas",
+            field="maxReplicas",
+            holds=lambda p: p.min_replicas <= p.max_replicas,
+        ),
+    )
+
+
+class SpotShare(StewardModel):
+    """Replicas up to ``onDemandBase`` run on on-demand nodes; of those above it, up to
+    ``maxSpotPercent`` run on spot. Losing every spot node never takes the service below the base.
+    """
+
+    on_demand_base: Annotated[int, Field(ge=0, le=1000)] = 1
+    max_spot_percent: Percent = 0
+
+
+class SLO(StewardModel):
+    """What the service promises; a promoted variant that breaks it is rolled back."""
+
+    latency_p95_ms: Annotated[float, Field(gt=0)] | None = None
+    accuracy_floor: Fraction | None = Field(
+        default=None, description="Lowest acceptable accuracy of any variant served."
+    )
+
+
+class CompressionPreferences(StewardModel):
+    """Which compressed variants the service accepts, and whether Steward may switch to them."""
+
+    allowed_methods: CompressionMethods = Field(
+        default_factory=lambda: [CompressionMethod.DYNAMIC_INT8, CompressionMethod.BF16]
+    )
+    max_accuracy_drop: Fraction = 0.01
+    auto_promote: bool = False
+
+
+class InferenceServiceSpec(StewardModel):
+    predictor: Predictor
+    capacity: SpotShare = Field(default_factory=SpotShare)
+    slo: SLO = Field(default_factory=SLO)
+    compression: CompressionPreferences | None = None
+    priority: Priority = Priority.NORMAL
+    cost_center: ShortName | None = None
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="self.capacity.onDemandBase <= self.predictor.minReplicas",
+            message="capacity.onDemandBase cannot exceed predictor.minReplicas",
+            field="capacity",
+            holds=lambda s: s.capacity.on_demand_base <= s.predictor.min_replicas,
+        ),
+    )
+
+
+class ActiveModel(StewardModel):
+    """The model the predictor serves now."""
+
+    variant: ShortName = Field(description="'original', or the compressed variant's name.")
+    storage_uri: str = Field(alias="storageUri")
+    compression_job: str | None = None
+    since: datetime | None = None
+
+
+class InferenceServiceStatus(StewardModel):
+    replicas: Annotated[int, Field(ge=0)] = 0
+    ready_replicas: Annotated[int, Field(ge=0)] = 0
+    spot_replicas: Annotated[int, Field(ge=0)] = 0
+    active_model: ActiveModel | None = None
+    cost_per_hour_usd: USD | None = None
+    cost_per_1k_requests_usd: USD | None = Field(
+        default=None, description="Only where serving request metrics exist."
+    )
+    last_decision: str | None = None
+    observed_generation: Annotated[int, Field(ge=0)] | None = None
+    conditions: Conditions = Field(default_factory=list)
+
+
+class InferenceService(CustomResource):
+    """A model server. Steward keeps an on-demand base, puts a share of the replicas above it on
+    spot, and can switch it to a compressed variant that passed its gate."""
+
+    kind: Literal["InferenceService"] = "InferenceService"
+    spec: InferenceServiceSpec
+    status: InferenceServiceStatus | None = None
+
+    crd: ClassVar[KindInfo] = KindInfo(
+        plural="inferenceservices",
+        short_names=("sisvc",),
+        scope="Namespaced",
+        # Children are "<name>-od" and "<name>-spot" Deployments; pod names add ~17 characters.
+        max_name_length=40,
+        printer_columns=(
+            PrinterColumn("Model", "string", ".status.activeModel.variant"),
+            PrinterColumn("Ready", "integer", ".status.readyReplicas"),
+            PrinterColumn("Spot", "integer", ".status.spotReplicas"),
+            PrinterColumn("USD/h", "number", ".status.costPerHourUSD"),
+            PrinterColumn("USD/1k req", "number", ".status.costPer1kRequestsUSD"),
+            PrinterColumn("Age", "date", ".metadata.creationTimestamp"),
+        ),
+    )

@@ -1,0 +1,81 @@
+"""The ``steward`` command line."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from steward import crdgen
+from steward.validation import validate_paths
+
+#: Where ``steward crds`` writes by default, relative to the repository root.
+DEFAULT_CRD_DIRS = (Path("crds"), Path("charts/steward/crds"))
+
+
+def _version() -> str:
+    try:
+        return version("ai-steward")
+    except PackageNotFoundError:  # running from a source tree without an install
+        return "0+unknown"
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(_version(), prog_name="steward")
+def main() -> None:
+    """Steward: AI cost governance for Kubernetes GPU clusters."""
+
+
+@main.command()
+@click.option(
+    "--out",
+    "directories",
+    multiple=True,
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Directory to write (repeatable). Default: crds/ and charts/steward/crds/.",
+)
+@click.option("--check", is_flag=True, help="Write nothing; fail if the files differ.")
+def crds(directories: tuple[Path, ...], check: bool) -> None:
+    """Generate the CustomResourceDefinitions from the API models."""
+    targets = directories or DEFAULT_CRD_DIRS
+    if check:
+        problems = crdgen.drift(targets)
+        for line in problems:
+            click.echo(line, err=True)
+        if problems:
+            raise click.ClickException(
+                f"{len(problems)} CRD file(s) out of date; run `steward crds` and commit the result"
+            )
+        click.echo(f"CRDs up to date in {', '.join(map(str, targets))}")
+        return
+    for directory in targets:
+        for path in crdgen.write(directory):
+            click.echo(f"wrote {path}")
+
+
+@main.command()
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+def validate(paths: tuple[Path, ...]) -> None:
+    """Check Steward manifests (files or directories of YAML) against the API.
+
+    Every error names the file, the object and the exact field. Exits 1 if any is invalid.
+    """
+    console = Console(stderr=True, highlight=False)
+    report = validate_paths(paths)
+    for problem in report.problems:
+        console.print(f"[red]error[/red] {problem}", markup=True, soft_wrap=True)
+    summary = (
+        f"{len(report.checked)} Steward object(s) checked, {len(report.problems)} problem(s)"
+        + (f", {len(report.skipped)} other document(s) skipped" if report.skipped else "")
+    )
+    if not report.ok:
+        raise click.ClickException(summary)
+    if not report.checked:
+        raise click.ClickException("no Steward objects found in " + ", ".join(map(str, paths)))
+    click.echo(summary)
+
+
+if __name__ == "__main__":
+    main()
