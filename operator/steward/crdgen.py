@@ -192,6 +192,7 @@ def _name_rule(resource: type[CustomResource]) -> list[dict[str, str]]:
         return []
     return [
         {
+            # No fieldPath: the apiserver accepts none that points into metadata.
             "rule": f"size(self.metadata.name) <= {limit}",
             "message": f"metadata.name must be at most {limit} characters: Steward derives "
             "the names of child objects from it",

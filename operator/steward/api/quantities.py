@@ -85,7 +85,15 @@ PositiveDuration = Annotated[
     BeforeValidator(_positive),
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
-    WithJsonSchema({**_DURATION_SCHEMA, "description": "A duration longer than zero."}),
+    WithJsonSchema(
+        {
+            **_DURATION_SCHEMA,
+            # The pattern cannot say "not zero"; CEL parses Go durations natively.
+            "x-kubernetes-validations": [
+                {"rule": "duration(self) > duration('0s')", "message": "must be longer than zero"}
+            ],
+        }
+    ),
 ]
 
 
