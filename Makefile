@@ -11,6 +11,7 @@ lint:
 	$(PYTHON) -m mypy
 	lint-imports
 	steward crds --check
+	steward reference --check
 	steward validate policies examples
 
 unit:

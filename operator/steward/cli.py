@@ -8,11 +8,13 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from steward import crdgen
+from steward import crdgen, refdoc
 from steward.validation import validate_paths
 
 #: Where ``steward crds`` writes by default, relative to the repository root.
 DEFAULT_CRD_DIRS = (Path("crds"), Path("charts/steward/crds"))
+#: Where ``steward reference`` writes by default.
+DEFAULT_REFERENCE = Path("docs/api-reference.md")
 
 
 def _version() -> str:
@@ -56,6 +58,29 @@ def crds(directories: tuple[Path, ...], check: bool) -> None:
 
 
 @main.command()
+@click.option(
+    "--out",
+    default=DEFAULT_REFERENCE,
+    show_default=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+)
+@click.option("--check", is_flag=True, help="Write nothing; fail if the file differs.")
+def reference(out: Path, check: bool) -> None:
+    """Generate the API reference (Markdown) from the models."""
+    text = refdoc.render()
+    if check:
+        if not out.is_file() or out.read_text(encoding="utf-8") != text:
+            raise click.ClickException(
+                f"{out} is out of date; run `steward reference` and commit the result"
+            )
+        click.echo(f"{out} up to date")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    click.echo(f"wrote {out}")
+
+
+@main.command()
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
 def validate(paths: tuple[Path, ...]) -> None:
     """Check Steward manifests (files or directories of YAML) against the API.
@@ -75,6 +100,28 @@ def validate(paths: tuple[Path, ...]) -> None:
     if not report.checked:
         raise click.ClickException("no Steward objects found in " + ", ".join(map(str, paths)))
     click.echo(summary)
+
+
+@main.command()
+@click.option(
+    "--namespace",
+    "namespaces",
+    multiple=True,
+    help="Watch only this namespace (repeatable). Default: the whole cluster.",
+)
+@click.option(
+    "--liveness",
+    default="http://0.0.0.0:8080/healthz",
+    show_default=True,
+    help="Where kopf serves its liveness probe; 'none' to serve none.",
+)
+@click.option("--json-logs", is_flag=True, help="Log JSON lines (for log collectors).")
+def run(namespaces: tuple[str, ...], liveness: str, json_logs: bool) -> None:
+    """Run the operator against the cluster of the current kubeconfig or service account."""
+    # Imported here so that validate/crds start without loading kopf and aiohttp.
+    from steward.controllers.runner import run as run_operator  # noqa: PLC0415
+
+    run_operator(namespaces, None if liveness == "none" else liveness, json_logs=json_logs)
 
 
 if __name__ == "__main__":

@@ -46,17 +46,23 @@ class Period(StewardModel):
     ``resetWeekday``; a Custom period is ``length`` long, counted from ``anchor``.
     """
 
-    type: PeriodType = PeriodType.MONTHLY
+    type: PeriodType = Field(default=PeriodType.MONTHLY, description="How long a period is.")
     time_zone: Annotated[str, Field(min_length=1, max_length=64)] = Field(
         default="UTC", description="IANA time zone the period boundaries are reckoned in."
     )
     reset_time: Annotated[str, Field(pattern=r"^([01][0-9]|2[0-3]):[0-5][0-9]$")] = Field(
         default="00:00", description="Local time of day (HH:MM) the period starts at."
     )
-    reset_day_of_month: Annotated[int, Field(ge=1, le=28)] | None = None
-    reset_weekday: Weekday | None = None
-    length: PositiveDuration | None = None
-    anchor: datetime | None = None
+    reset_day_of_month: Annotated[int, Field(ge=1, le=28)] | None = Field(
+        default=None, description="Monthly: day of the month the period starts (default 1)."
+    )
+    reset_weekday: Weekday | None = Field(
+        default=None, description="Weekly: day the period starts (default Monday)."
+    )
+    length: PositiveDuration | None = Field(default=None, description="Custom: period length.")
+    anchor: datetime | None = Field(
+        default=None, description="Custom: start of one period; the others follow every length."
+    )
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(
@@ -125,9 +131,17 @@ class ThresholdBasis(StrEnum):
 class Threshold(StewardModel):
     """A rung of the ladder: at ``percent`` of a limit, do ``actions``."""
 
-    percent: Annotated[float, Field(gt=0, le=1000)]
-    actions: Annotated[UniqueList[BudgetAction], Field(min_length=1, max_length=5)]
-    basis: ThresholdBasis = ThresholdBasis.SPENT
+    percent: Annotated[float, Field(gt=0, le=1000)] = Field(
+        description="Share of any limit (USD, kWh or kgCO2e) at which the rung applies; may "
+        "exceed 100."
+    )
+    actions: Annotated[UniqueList[BudgetAction], Field(min_length=1, max_length=5)] = Field(
+        description="What the governor does while usage is at or above percent."
+    )
+    basis: ThresholdBasis = Field(
+        default=ThresholdBasis.SPENT,
+        description="Compare percent with spend so far (Spent) or forecast at period end.",
+    )
 
 
 class BudgetSpec(StewardModel):
@@ -136,7 +150,9 @@ class BudgetSpec(StewardModel):
     scope: ScopeSelector = Field(default_factory=ScopeSelector)
     period: Period = Field(default_factory=Period)
     limits: BudgetLimits
-    thresholds: Annotated[list[Threshold], Field(min_length=1, max_length=10)]
+    thresholds: Annotated[list[Threshold], Field(min_length=1, max_length=10)] = Field(
+        description="The ladder, in ascending percent; every rung reached applies at once."
+    )
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(

@@ -135,7 +135,10 @@ class CompressionJobSpec(StewardModel):
         default=None,
         description="InferenceService (same namespace) that serves the model and may be promoted.",
     )
-    methods: CompressionMethods
+    methods: CompressionMethods = Field(
+        description="Methods to try; each yields one variant (skipped, with a reason, where the "
+        "hardware cannot run it)."
+    )
     evaluation: Evaluation
     gate: Gate = Field(default_factory=Gate)
     hardware: Hardware = Field(default_factory=Hardware)

@@ -87,10 +87,12 @@ class GPUNodePoolSpec(StewardModel):
     """What the pool's nodes are, what they cost, and how far it may scale."""
 
     provider: Provider
-    instance_type: ShortName
-    gpu_model: ShortName
+    instance_type: ShortName = Field(
+        description="Cloud instance type (p4d.24xlarge...); the pricing catalog's key."
+    )
+    gpu_model: ShortName = Field(description="GPU model of every node, as DCGM reports it.")
     gpus_per_node: Annotated[int, Field(ge=1, le=16)]
-    capacity_type: CapacityType
+    capacity_type: CapacityType = Field(description="Whether the pool's nodes are spot or not.")
     region: ShortName | None = Field(
         default=None, description="Cloud region; selects the grid carbon intensity."
     )
@@ -98,8 +100,12 @@ class GPUNodePoolSpec(StewardModel):
     price_per_node_hour_usd: USD | None = Field(
         default=None, description="Overrides the pricing catalog's price for instanceType."
     )
-    min_nodes: Annotated[int, Field(ge=0, le=10000)] = 0
-    max_nodes: Annotated[int, Field(ge=0, le=10000)]
+    min_nodes: Annotated[int, Field(ge=0, le=10000)] = Field(
+        default=0, description="Steward never scales below this."
+    )
+    max_nodes: Annotated[int, Field(ge=0, le=10000)] = Field(
+        description="Steward never scales above this (nor past what the budget can pay)."
+    )
     scale_up: ScaleUp = Field(default_factory=ScaleUp)
     scale_down: ScaleDown = Field(default_factory=ScaleDown)
     labels: dict[str, Annotated[str, Field(max_length=63)]] = Field(

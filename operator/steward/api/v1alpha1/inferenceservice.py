@@ -56,7 +56,9 @@ class Predictor(StewardModel):
 
     model: Model
     container: Container
-    min_replicas: Annotated[int, Field(ge=0, le=1000)] = 1
+    min_replicas: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=1, description="Budget actions never scale the service below this."
+    )
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
     gpus_per_replica: Annotated[int, Field(ge=0, le=16)] = 1
     gpu_model: ShortName | None = None
@@ -76,8 +78,12 @@ class SpotShare(StewardModel):
     ``maxSpotPercent`` run on spot. Losing every spot node never takes the service below the base.
     """
 
-    on_demand_base: Annotated[int, Field(ge=0, le=1000)] = 1
-    max_spot_percent: Percent = 0
+    on_demand_base: Annotated[int, Field(ge=0, le=1000)] = Field(
+        default=1, description="Replicas that always run on on-demand nodes."
+    )
+    max_spot_percent: Percent = Field(
+        default=0, description="Largest share (percent) of the replicas above the base on spot."
+    )
 
 
 class SLO(StewardModel):

@@ -1,0 +1,35 @@
+"""Start the operator: kopf with Steward's settings and every handler module registered."""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Sequence
+from typing import Final
+
+import kopf
+
+#: Modules whose import registers kopf handlers; each later controller adds itself here.
+HANDLER_MODULES: Final = ("steward.controllers.settings",)
+
+
+def run(
+    namespaces: Sequence[str], liveness_endpoint: str | None, *, json_logs: bool = False
+) -> None:
+    """Run the operator until it is stopped (SIGINT/SIGTERM).
+
+    Watches ``namespaces``, or the whole cluster when empty. Leader election (one acting replica)
+    arrives with the governor; until then the operator runs standalone. Logs go to stderr at
+    INFO, as JSON lines when ``json_logs`` (for log collectors in a cluster).
+    """
+    kopf.configure(log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL)
+    logging.getLogger().setLevel(logging.INFO)  # kopf's DEBUG chatter is for `--debug` runs
+
+    for module in HANDLER_MODULES:
+        importlib.import_module(module)
+    kopf.run(
+        standalone=True,
+        clusterwide=not namespaces,
+        namespaces=list(namespaces),
+        liveness_endpoint=liveness_endpoint,
+    )
