@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 
 from steward import crdgen, refdoc
+from steward.devcluster.cli import dev_cluster
 from steward.validation import validate_paths
 
 #: Where ``steward crds`` writes by default, relative to the repository root.
@@ -122,6 +123,9 @@ def run(namespaces: tuple[str, ...], liveness: str, json_logs: bool) -> None:
     from steward.controllers.runner import run as run_operator  # noqa: PLC0415
 
     run_operator(namespaces, None if liveness == "none" else liveness, json_logs=json_logs)
+
+
+main.add_command(dev_cluster)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,88 @@
+"""One real local cluster and Prometheus per test session; a fresh namespace per test.
+
+The cluster's processes are tied to the test process: they die with it, even when pytest is
+killed. Where the cluster cannot be built (no Go, no proxy, no Prometheus), the integration
+tests are skipped with the reason; with ``STEWARD_REQUIRE_CLUSTER=1`` (CI) they fail instead.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
+
+import pytest
+from kubernetes import client
+from prometheus_api_client import PrometheusConnect
+
+from steward.devcluster import build, cluster
+from steward.devcluster.kube import core_api
+from tests.conftest import REPO
+
+T = TypeVar("T")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if "integration" in item.nodeid.split("/"):
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterState]:
+    try:
+        build.build_all(report=lambda line: print(line, flush=True))
+        build.prometheus_binary()
+    except build.BuildError as error:
+        if os.environ.get("STEWARD_REQUIRE_CLUSTER"):
+            pytest.fail(f"the local cluster is required here but cannot be built: {error}")
+        pytest.skip(f"LOCAL CLUSTER UNAVAILABLE, integration tests skipped: {error}")
+    workdir = tmp_path_factory.mktemp("cluster")
+    state = cluster.up(workdir, tie_to_parent=True, report=lambda _line: None)
+    try:
+        cluster.install_crds(state, REPO / "crds")
+        yield state
+    finally:
+        cluster.down(workdir)
+
+
+@pytest.fixture(scope="session")
+def core(dev_cluster: cluster.ClusterState) -> client.CoreV1Api:
+    return core_api(dev_cluster.kubeconfig)
+
+
+@pytest.fixture(scope="session")
+def batch(core: client.CoreV1Api) -> client.BatchV1Api:
+    return client.BatchV1Api(core.api_client)
+
+
+@pytest.fixture(scope="session")
+def prometheus(dev_cluster: cluster.ClusterState) -> PrometheusConnect:
+    return PrometheusConnect(url=dev_cluster.prometheus_url, disable_ssl=True)
+
+
+@pytest.fixture
+def namespace(core: client.CoreV1Api) -> Iterator[str]:
+    """A namespace of its own for one test, deleted afterwards."""
+    name = f"t-{uuid.uuid4().hex[:8]}"
+    core.create_namespace(body={"metadata": {"name": name}})  # type: ignore[arg-type]
+    yield name
+    core.delete_namespace(name=name)
+
+
+def eventually(check: Callable[[], T | None], *, timeout: float = 60, what: str = "") -> T:
+    """Poll ``check`` until it returns something truthy, and return that; fail after timeout."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what or check}")
+        time.sleep(0.25)
+
+
+def pod_phase(pod: Any) -> str | None:
+    return pod.status.phase if pod is not None and pod.status is not None else None
