@@ -151,15 +151,15 @@ def _build_kubernetes(out: Path, scratch: Path) -> None:
         )
 
 
-def _wrapper_module(module: str, version: str, package: str) -> Callable[[Path, Path], None]:
-    """Build ``package`` of ``module@version`` through a throw-away module that requires it.
+def _wrapper_module(
+    module: str, version: str, package: str, binary: str
+) -> Callable[[Path, Path], None]:
+    """Build ``package`` of ``module@version`` as ``binary`` through a throw-away module that
+    requires it.
 
     Unlike ``go install pkg@version``, this never asks the proxy for the module's version list
     (which the proxy refuses for some modules, e.g. kube-state-metrics).
     """
-    parts = package.rstrip("/").split("/")
-    # ".../v2" is a major-version suffix, not a command name.
-    binary = parts[-2] if parts[-1][:1] == "v" and parts[-1][1:].isdigit() else parts[-1]
 
     def build(out: Path, scratch: Path) -> None:
         (scratch / "go.mod").write_text(
@@ -185,14 +185,16 @@ COMPONENTS: Final = (
         "etcd",
         versions.ETCD,
         ("etcd",),
-        _wrapper_module("go.etcd.io/etcd/server/v3", versions.ETCD, "go.etcd.io/etcd/server/v3"),
+        _wrapper_module(
+            "go.etcd.io/etcd/server/v3", versions.ETCD, "go.etcd.io/etcd/server/v3", "etcd"
+        ),
     ),
     Component("kubernetes", versions.KUBERNETES, KUBERNETES_COMMANDS, _build_kubernetes),
     Component(
         "kwok",
         versions.KWOK,
         ("kwok",),
-        _wrapper_module("sigs.k8s.io/kwok", versions.KWOK, "sigs.k8s.io/kwok/cmd/kwok"),
+        _wrapper_module("sigs.k8s.io/kwok", versions.KWOK, "sigs.k8s.io/kwok/cmd/kwok", "kwok"),
     ),
     Component(
         "kube-state-metrics",
@@ -202,13 +204,14 @@ COMPONENTS: Final = (
             "k8s.io/kube-state-metrics/v2",
             versions.KUBE_STATE_METRICS,
             "k8s.io/kube-state-metrics/v2",
+            "kube-state-metrics",
         ),
     ),
     Component(
         "helm",
         versions.HELM,
         ("helm",),
-        _wrapper_module("helm.sh/helm/v3", versions.HELM, "helm.sh/helm/v3/cmd/helm"),
+        _wrapper_module("helm.sh/helm/v3", versions.HELM, "helm.sh/helm/v3/cmd/helm", "helm"),
     ),
 )
 
