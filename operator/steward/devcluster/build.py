@@ -79,7 +79,8 @@ def _go(args: list[str], cwd: Path, scratch: Path, what: str) -> str:
     if result.returncode != 0:
         tail = "\n".join((result.stderr or result.stdout).strip().splitlines()[-15:])
         hint = ""
-        if "proxy" in tail or "dial tcp" in tail or "403" in tail or "no such host" in tail:
+        signs = ("proxy", "dial tcp", "403", "no such host")
+        if any(sign in tail.lower() for sign in signs):
             hint = "\n(the Go module proxy seems unreachable or refused a module: check GOPROXY)"
         raise BuildError(f"cannot build {what}: `go {' '.join(args)}` failed:\n{tail}{hint}")
     return result.stdout
