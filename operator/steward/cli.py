@@ -10,6 +10,7 @@ from rich.console import Console
 
 from steward import crdgen, refdoc
 from steward.devcluster.cli import dev_cluster
+from steward.policy.placement import PLATFORMS
 from steward.validation import validate_paths
 
 #: Where ``steward crds`` writes by default, relative to the repository root.
@@ -117,12 +118,38 @@ def validate(paths: tuple[Path, ...]) -> None:
     help="Where kopf serves its liveness probe; 'none' to serve none.",
 )
 @click.option("--json-logs", is_flag=True, help="Log JSON lines (for log collectors).")
-def run(namespaces: tuple[str, ...], liveness: str, json_logs: bool) -> None:
+@click.option(
+    "--capacity-labels",
+    type=click.Choice(sorted(PLATFORMS)),
+    default="karpenter",
+    show_default=True,
+    help="Which node label tells spot from on-demand capacity.",
+)
+@click.option(
+    "--resync-seconds",
+    type=click.FloatRange(min=0.5),
+    default=30.0,
+    show_default=True,
+    help="How often every workload is re-examined (time-based decisions such as spot fallback).",
+)
+def run(
+    namespaces: tuple[str, ...],
+    liveness: str,
+    json_logs: bool,
+    capacity_labels: str,
+    resync_seconds: float,
+) -> None:
     """Run the operator against the cluster of the current kubeconfig or service account."""
     # Imported here so that validate/crds start without loading kopf and aiohttp.
     from steward.controllers.runner import run as run_operator  # noqa: PLC0415
+    from steward.controllers.workloads import WorkloadSettings  # noqa: PLC0415
 
-    run_operator(namespaces, None if liveness == "none" else liveness, json_logs=json_logs)
+    run_operator(
+        namespaces,
+        None if liveness == "none" else liveness,
+        json_logs=json_logs,
+        workloads=WorkloadSettings(capacity_labels=capacity_labels, resync_seconds=resync_seconds),
+    )
 
 
 main.add_command(dev_cluster)

@@ -7,17 +7,21 @@ tests are skipped with the reason; with ``STEWARD_REQUIRE_CLUSTER=1`` (CI) they 
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client
 from prometheus_api_client import PrometheusConnect
 
-from steward.devcluster import build, cluster
+from steward.devcluster import build, cluster, processes
 from steward.devcluster.kube import core_api
 from tests.conftest import REPO
 
@@ -86,3 +90,59 @@ def eventually(check: Callable[[], T | None], *, timeout: float = 60, what: str 
 
 def pod_phase(pod: Any) -> str | None:
     return pod.status.phase if pod is not None and pod.status is not None else None
+
+
+class Operator:
+    """``steward run`` as a real process against the test cluster; restartable and killable."""
+
+    def __init__(self, kubeconfig: str, log: Path) -> None:
+        self.kubeconfig = kubeconfig
+        self.log = log
+        self.pid: int | None = None
+
+    def start(self) -> None:
+        argv = [
+            sys.executable, "-m", "steward.cli", "run", "--liveness", "none",
+            "--resync-seconds", str(RESYNC_SECONDS),
+        ]  # fmt: skip
+        self.pid = processes.start(
+            argv, self.log, tie_to_parent=True, env={"KUBECONFIG": self.kubeconfig}
+        )
+        eventually(
+            lambda: "index filled" in self.log.read_text(errors="replace")[self._offset :],
+            timeout=60,
+            what="the operator to start",
+        )
+
+    def kill(self) -> None:
+        """SIGKILL: no cleanup, as when a node dies under the operator."""
+        if self.pid is not None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.pid, signal.SIGKILL)
+            processes.stop(self.pid, timeout=5)
+            self.pid = None
+        self._offset = len(self.log.read_text(errors="replace")) if self.log.exists() else 0
+
+    def restart(self) -> None:
+        self.kill()
+        self.start()
+
+    _offset = 0
+
+
+#: Short, so that time-based decisions (spot fallback) show within a test.
+RESYNC_SECONDS = 1.0
+
+
+@pytest.fixture(scope="session")
+def operator(
+    dev_cluster: cluster.ClusterState, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Operator]:
+    """The operator, running for the whole session (tests may restart it)."""
+    running = Operator(str(dev_cluster.kubeconfig), tmp_path_factory.mktemp("operator") / "log")
+    running.start()
+    try:
+        yield running
+    finally:
+        running.kill()
+        print("operator log (tail):\n" + processes.log_tail(running.log, 40))

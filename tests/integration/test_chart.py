@@ -39,6 +39,8 @@ def test_rendered_chart_is_valid_on_the_apiserver(
         "watchNamespaces={team-a,team-b}",
         "--set",
         "jsonLogs=true",
+        "--set",
+        "capacityLabels=gke",
     )
     documents = [d for d in yaml.safe_load_all(rendered) if d]
     kinds = sorted(d["kind"] for d in documents)
@@ -49,6 +51,8 @@ def test_rendered_chart_is_valid_on_the_apiserver(
     assert container["args"] == [
         "run",
         "--liveness=http://0.0.0.0:8080/healthz",
+        "--capacity-labels=gke",
+        "--resync-seconds=30",
         "--namespace=team-a",
         "--namespace=team-b",
         "--json-logs",

@@ -21,3 +21,16 @@ CAPACITY_LABEL_ON_DEMAND: Final = "on-demand"
 
 #: Kubernetes' extended resource name for NVIDIA GPUs.
 GPU_RESOURCE: Final = "nvidia.com/gpu"
+
+#: Value of :data:`LABEL_MANAGED_BY` on every object Steward creates.
+MANAGED_BY: Final = "steward"
+#: On a TrainingJob's Jobs and pods: which attempt (1, 2, ...) they belong to.
+LABEL_ATTEMPT: Final = f"{GROUP}/attempt"
+#: On an InferenceService's Deployments and pods: "on-demand" or "spot" (the capacity they use).
+LABEL_SHARE: Final = f"{GROUP}/share"
+#: On a Job Steward stopped: why the attempt ended (Preempted, SpotUnavailable, ...).
+ANNOTATION_ENDED: Final = f"{GROUP}/ended"
+#: On a Job Steward stopped: when (RFC 3339), so lost work can be computed after the fact.
+ANNOTATION_ENDED_AT: Final = f"{GROUP}/ended-at"
+#: On a child object: hash of the desired spec Steward last applied, to patch only on change.
+ANNOTATION_SPEC_HASH: Final = f"{GROUP}/spec-hash"

@@ -9,12 +9,18 @@ from typing import Final
 
 import kopf
 
+from steward.controllers.workloads import WorkloadSettings
+
 #: Modules whose import registers kopf handlers; each later controller adds itself here.
-HANDLER_MODULES: Final = ("steward.controllers.settings",)
+HANDLER_MODULES: Final = ("steward.controllers.settings", "steward.controllers.workloads")
 
 
 def run(
-    namespaces: Sequence[str], liveness_endpoint: str | None, *, json_logs: bool = False
+    namespaces: Sequence[str],
+    liveness_endpoint: str | None,
+    *,
+    json_logs: bool = False,
+    workloads: WorkloadSettings | None = None,
 ) -> None:
     """Run the operator until it is stopped (SIGINT/SIGTERM).
 
@@ -24,6 +30,9 @@ def run(
     """
     kopf.configure(log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL)
     logging.getLogger().setLevel(logging.INFO)  # kopf's DEBUG chatter is for `--debug` runs
+    # kopf logs every watch event's handler at INFO ("Handler 'on_pod' succeeded"): thousands
+    # of lines an hour that say nothing. Steward logs its decisions itself.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     for module in HANDLER_MODULES:
         importlib.import_module(module)
@@ -32,4 +41,5 @@ def run(
         clusterwide=not namespaces,
         namespaces=list(namespaces),
         liveness_endpoint=liveness_endpoint,
+        memo=kopf.Memo(workload_settings=workloads or WorkloadSettings()),
     )

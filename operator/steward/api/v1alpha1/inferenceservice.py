@@ -62,6 +62,10 @@ class Predictor(StewardModel):
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
     gpus_per_replica: Annotated[int, Field(ge=0, le=16)] = 1
     gpu_model: ShortName | None = None
+    node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
+        default_factory=dict,
+        description="Node labels the predictor's pods also require (a node group, a zone).",
+    )
 
     rules: ClassVar[tuple[Rule, ...]] = (
         Rule(

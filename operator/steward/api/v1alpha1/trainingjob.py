@@ -158,10 +158,16 @@ class TrainingJobStatus(StewardModel):
     capacity_type: CapacityType | None = Field(
         default=None, description="Capacity the current workers run on."
     )
+    attempt: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="Current attempt; each runs as one Job named <name>-<attempt>."
+    )
     job_name: str | None = Field(default=None, description="Name of the current batch/v1 Job.")
     preemptions: Annotated[int, Field(ge=0)] = 0
+    interruptions: Annotated[int, Field(ge=0)] = Field(
+        default=0, description="On-demand attempts ended by node disruption (not preemptions)."
+    )
     restarts: Annotated[int, Field(ge=0)] = Field(
-        default=0, description="Restarts that resumed from a checkpoint."
+        default=0, description="Attempts after the first; each resumes from the last checkpoint."
     )
     gpu_hours: NonNegativeDecimal = ZERO
     lost_gpu_hours: NonNegativeDecimal = Field(
@@ -198,6 +204,7 @@ class TrainingJob(CustomResource):
             PrinterColumn("GPUs", "integer", ".spec.gpusPerWorker", "GPUs per worker"),
             PrinterColumn("Workers", "integer", ".spec.workers"),
             PrinterColumn("Preemptions", "integer", ".status.preemptions"),
+            PrinterColumn("Restarts", "integer", ".status.restarts"),
             PrinterColumn("Cost USD", "number", ".status.cost.totalUSD"),
             PrinterColumn("Priority", "string", ".spec.priority", priority=1),
             PrinterColumn("Cost Center", "string", ".spec.costCenter", priority=1),

@@ -1,0 +1,1 @@
+"""Observation: what the cluster and Prometheus say, read in bulk, as typed snapshots."""

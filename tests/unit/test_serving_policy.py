@@ -1,0 +1,110 @@
+"""InferenceService replica split and spot-loss compensation."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from steward.api.v1alpha1.inferenceservice import InferenceService
+from steward.policy.placement import PLATFORMS
+from steward.policy.serving import (
+    SPOT_PATIENCE,
+    ServingObservation,
+    decide_serving,
+    split_replicas,
+)
+from steward.snapshot import NodeRecord, PodRecord
+
+NOW = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)
+KARPENTER = PLATFORMS["karpenter"]
+SPOT_NODE = NodeRecord("s1", {"karpenter.sh/capacity-type": "spot"}, ())
+OD_NODE = NodeRecord("o1", {"karpenter.sh/capacity-type": "on-demand"}, ())
+
+
+@given(desired=st.integers(0, 200), base=st.integers(0, 200), percent=st.floats(0, 100))
+def test_the_split_keeps_the_base_on_demand_and_adds_up(
+    desired: int, base: int, percent: float
+) -> None:
+    split = split_replicas(desired, base, percent)
+    assert split.on_demand + split.spot == desired
+    assert split.on_demand >= min(base, desired)
+    assert split.spot <= (desired - min(base, desired)) * percent / 100
+
+
+def _service() -> InferenceService:
+    return InferenceService.model_validate(
+        {
+            "metadata": {"name": "chat", "namespace": "ml"},
+            "spec": {
+                "predictor": {
+                    "model": {"modelFormat": {"name": "pytorch"}, "storageUri": "pvc://m/v1"},
+                    "container": {"image": "server:1"},
+                    "minReplicas": 5,
+                    "maxReplicas": 5,
+                },
+                "capacity": {"onDemandBase": 1, "maxSpotPercent": 75},
+            },
+        }
+    )
+
+
+def _pod(n: int, node: str | None, **fields: Any) -> PodRecord:
+    base = PodRecord(
+        name=f"chat-spot-{n}", node_name=node, phase="Running" if node else "Pending",
+        ready=node is not None, unschedulable=False, unschedulable_since=None, disrupted=False,
+        attempt=0, capacity="spot", share="spot", created=NOW, started=NOW, deleting=False,
+    )  # fmt: skip
+    return replace(base, **fields)
+
+
+def _decide(pods: list[PodRecord], nodes: list[NodeRecord]) -> Any:
+    observation = ServingObservation(
+        _service(), (), tuple(pods), {n.name: n for n in nodes}, NOW, KARPENTER
+    )
+    return decide_serving(observation)
+
+
+def test_healthy_spot_replicas_stay_on_spot() -> None:
+    plan = _decide([_pod(i, "s1") for i in range(3)], [SPOT_NODE, OD_NODE])
+    assert (plan.on_demand, plan.spot, plan.base) == (2, 3, 1)
+    assert plan.status.spot_replicas == 3
+
+
+def test_replicas_on_a_vanished_spot_node_move_to_on_demand_at_once() -> None:
+    plan = _decide([_pod(i, "s1") for i in range(3)], [OD_NODE])
+    assert plan.on_demand == 5
+    assert plan.status.ready_replicas == 0  # pods on a gone node do not count as serving
+    assert plan.status.conditions[-1].reason == "Degraded"
+
+
+@pytest.mark.parametrize(
+    ("waited", "expected_on_demand"), [(timedelta(seconds=5), 2), (SPOT_PATIENCE, 5)]
+)
+def test_unschedulable_spot_replicas_get_patience_while_spot_nodes_exist(
+    waited: timedelta, expected_on_demand: int
+) -> None:
+    pods = [_pod(i, None, unschedulable=True, unschedulable_since=NOW - waited) for i in range(3)]
+    assert _decide(pods, [SPOT_NODE, OD_NODE]).on_demand == expected_on_demand
+
+
+def test_without_any_spot_node_waiting_replicas_move_at_once() -> None:
+    pods = [_pod(i, None) for i in range(3)]
+    assert _decide(pods, [OD_NODE]).on_demand == 5
+
+
+def test_a_promoted_variant_is_served() -> None:
+    service = _service()
+    plan = decide_serving(ServingObservation(service, (), (), {}, NOW, KARPENTER))
+    assert plan.variant == "original"
+    assert plan.storage_uri == "pvc://m/v1"
+    service.status = plan.status.model_copy(deep=True)
+    assert service.status.active_model is not None
+    service.status.active_model.variant = "int8"
+    service.status.active_model.storage_uri = "pvc://m/v1-int8"
+    promoted = decide_serving(ServingObservation(service, (), (), {}, NOW, KARPENTER))
+    assert (promoted.variant, promoted.storage_uri) == ("int8", "pvc://m/v1-int8")
