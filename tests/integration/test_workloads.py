@@ -163,7 +163,10 @@ def test_job_falls_back_when_spot_capacity_does_not_come(
 
     pod = eventually(lambda: _running_pod(core, namespace, 2), timeout=60, what="attempt 2")
     assert pod.spec.node_name == on_demand
-    status = _status(custom, namespace, "waits")
+    status = eventually(
+        lambda: (s := _status(custom, namespace, "waits")).get("attempt") == 2 and s,
+        what="status of attempt 2",
+    )
     assert status["preemptions"] == 0
     assert status["capacityType"] == "OnDemand"
     notes = dict(_events(core, namespace, "waits"))
@@ -283,7 +286,10 @@ def test_operator_restart_repeats_nothing_and_loses_nothing(
     delete_node(core, first.spec.node_name)
     operator.start()
     eventually(lambda: _running_pod(core, namespace, 2), what="attempt 2 running")
-    before = _status(custom, namespace, "steady")
+    before = eventually(
+        lambda: (s := _status(custom, namespace, "steady")).get("attempt") == 2 and s,
+        what="status of attempt 2",
+    )
     assert before["preemptions"] == 1
 
     operator.restart()

@@ -81,10 +81,10 @@ def apply_training(
         elif isinstance(action, StartAttempt):
             manifest = training_job_manifest(parent, job, action, labels)
             written.append(("Job", _create_child(kube, JOBS, manifest)))
-        kube.event(parent, action.note, now=now, action=type(action).__name__)
+    notes = tuple(a.note for a in plan.actions) + plan.notes
     written += _finish(
         kube, TRAINING_JOBS, kind="TrainingJob", parent=parent, status=plan.status,
-        notes=plan.notes, now=now,
+        notes=notes, now=now,
     )  # fmt: skip
     return written
 
@@ -153,9 +153,10 @@ def _finish(
     notes: tuple[Note, ...],
     now: datetime,
 ) -> Written:
+    # Status first: whoever sees the Event can already read the status it explains.
+    updated = write_status(kube, resource, parent, status)
     for note in notes:
         kube.event(parent, note, now=now, action="Reconcile")
-    updated = write_status(kube, resource, parent, status)
     return [(kind, updated)] if updated is not None else []
 
 

@@ -37,13 +37,11 @@ from steward.act.kube import (
 )
 from steward.act.workloads import ChildRefusedError, apply_serving, apply_training, write_status
 from steward.api.constants import (
-    GROUP,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
     LABEL_SHARE,
     LABEL_WORKLOAD,
     MANAGED_BY,
-    VERSION,
 )
 from steward.api.v1alpha1.common import CapacityType
 from steward.api.v1alpha1.inferenceservice import InferenceService
@@ -147,39 +145,19 @@ async def stop_workloads(memo: kopf.Memo, **_: Any) -> None:
 
 
 # --- Watches: record and queue --------------------------------------------------------------------
-@kopf.on.event(GROUP, VERSION, "trainingjobs")
-async def on_training_job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _on_event(memo, TRAINING, event)
+def _register_watch(kind: str) -> None:
+    resource, selector = WATCHED[kind]
+    group, _, version = resource.group_version.rpartition("/")
+    plural, labels = resource.plural, (MANAGED if selector else None)
+
+    async def on_event(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
+        _on_event(memo, kind, event)
+
+    kopf.on.event(group, version, plural, labels=labels, id=f"watch-{plural}")(on_event)
 
 
-@kopf.on.event(GROUP, VERSION, "inferenceservices")
-async def on_inference_service(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _on_event(memo, SERVING, event)
-
-
-@kopf.on.event("batch", "v1", "jobs", labels=MANAGED)
-async def on_job(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _on_event(memo, "Job", event)
-
-
-@kopf.on.event("", "v1", "pods", labels=MANAGED)
-async def on_pod(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _on_event(memo, "Pod", event)
-
-
-@kopf.on.event("apps", "v1", "deployments", labels=MANAGED)
-async def on_deployment(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _on_event(memo, "Deployment", event)
-
-
-@kopf.on.event("", "v1", "services", labels=MANAGED)
-async def on_service(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _on_event(memo, "Service", event)
-
-
-@kopf.on.event("", "v1", "nodes")
-async def on_node(event: kopf.RawEvent, memo: kopf.Memo, **_: Any) -> None:
-    _on_event(memo, "Node", event)
+for _kind in WATCHED:
+    _register_watch(_kind)
 
 
 def _on_event(memo: kopf.Memo, kind: str, event: kopf.RawEvent) -> None:
