@@ -266,6 +266,7 @@ def test_inference_service_keeps_its_base_through_the_loss_of_every_spot_node(
 
 def test_operator_restart_repeats_nothing_and_loses_nothing(
     core: client.CoreV1Api,
+    apps: client.AppsV1Api,
     batch: client.BatchV1Api,
     custom: client.CustomObjectsApi,
     namespace: str,
@@ -273,11 +274,16 @@ def test_operator_restart_repeats_nothing_and_loses_nothing(
     operator: Operator,
 ) -> None:
     spots = (_node(core, group, "spot-a", spot=True), _node(core, group, "spot-b", spot=True))
+    _node(core, group, "od", spot=False)
     job = _training_job("steady", group)
     job["spec"]["template"]["metadata"]["annotations"]["steward.ai/run-time"] = "10m"
     _create(custom, namespace, job)
+    service = _service("chat", group, "pvc://models/chat-v1")
+    service["spec"]["capacity"]["maxSpotPercent"] = 0  # unaffected by the preemption below
+    _create(custom, namespace, service)
     first = eventually(lambda: _running_pod(core, namespace, 1), what="attempt 1 running")
     assert first.spec.node_name in spots
+    serving = eventually(lambda: _serving_state(apps, custom, namespace), what="service ready")
 
     operator.restart()
     assert _job_names(batch, namespace) == ["steady-1"]
@@ -302,6 +308,21 @@ def test_operator_restart_repeats_nothing_and_loses_nothing(
     for field in ("preemptions", "restarts", "attempt", "capacityType", "lostGPUHours"):
         assert after[field] == before[field], field
     assert [r for r, _ in _events(core, namespace, "steady")].count("Preempted") == 1
+    # The service's Deployments were neither duplicated nor changed by the restarts.
+    assert _serving_state(apps, custom, namespace) == serving
+
+
+def _serving_state(
+    apps: client.AppsV1Api, custom: client.CustomObjectsApi, namespace: str
+) -> tuple[Any, ...] | None:
+    deployments = apps.list_namespaced_deployment(namespace).items
+    status = _get(custom, namespace, "inferenceservices", "chat").get("status") or {}
+    if status.get("readyReplicas") != 4:
+        return None
+    return (
+        sorted((d.metadata.name, d.spec.replicas, d.metadata.generation) for d in deployments),
+        status["activeModel"],
+    )
 
 
 def test_refused_spec_is_marked_and_creates_nothing(
