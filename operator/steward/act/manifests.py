@@ -29,7 +29,7 @@ from steward.api.constants import (
 from steward.api.v1alpha1.common import CapacityType
 from steward.api.v1alpha1.inferenceservice import InferenceService
 from steward.api.v1alpha1.trainingjob import ResumeStrategy, TrainingJob
-from steward.policy.placement import GPU_PRODUCT_LABEL, CapacityLabels, place
+from steward.policy.placement import CapacityLabels, gpu_model_requirements, place
 from steward.policy.training import StartAttempt
 
 Raw = dict[str, Any]
@@ -117,11 +117,7 @@ def _training_pod_spec(
     pod_spec: Raw, job: TrainingJob, start: StartAttempt, labels: CapacityLabels
 ) -> Raw:
     spec = job.spec
-    extra = (
-        ({"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [spec.gpu_model]},)
-        if spec.gpu_model
-        else ()
-    )
+    extra = gpu_model_requirements(spec.gpu_model)
     placed = place(pod_spec, start.capacity, labels, extra)
     placed["restartPolicy"] = "Never"  # a podFailurePolicy requires it
     env = [
@@ -207,11 +203,7 @@ def serving_deployment_manifest(
     ]
     if predictor.gpus_per_replica:
         _request_gpus(container, predictor.gpus_per_replica)
-    extra = (
-        ({"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [predictor.gpu_model]},)
-        if predictor.gpu_model
-        else ()
-    )
+    extra = gpu_model_requirements(predictor.gpu_model)
     pod_spec: Raw = {"containers": [container]}
     if predictor.node_selector:
         pod_spec["nodeSelector"] = dict(predictor.node_selector)

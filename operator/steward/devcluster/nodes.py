@@ -19,11 +19,12 @@ from steward.api.constants import (
 )
 from steward.devcluster.cluster import KWOK_NODE_ANNOTATION
 from steward.devcluster.kube import list_items
+from steward.policy.placement import GPU_PRODUCT_LABEL
 
 #: Marks the nodes this module manages, so listing never picks up anything else.
 LABEL_SIMULATED: Final = "steward.ai/simulated"
 #: NVIDIA GPU feature discovery's labels, which schedulers and dashboards already understand.
-LABEL_GPU_PRODUCT: Final = "nvidia.com/gpu.product"
+LABEL_GPU_PRODUCT: Final = GPU_PRODUCT_LABEL
 LABEL_GPU_COUNT: Final = "nvidia.com/gpu.count"
 LABEL_INSTANCE_TYPE: Final = "node.kubernetes.io/instance-type"
 LABEL_ZONE: Final = "topology.kubernetes.io/zone"

@@ -100,6 +100,13 @@ def place(
     return spec
 
 
+def gpu_model_requirements(gpu_model: str | None) -> tuple[dict[str, Any], ...]:
+    """The ``matchExpressions`` entries that confine a pod to nodes of ``gpu_model`` (if any)."""
+    if not gpu_model:
+        return ()
+    return ({"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [gpu_model]},)
+
+
 def is_disrupting(taints: list[dict[str, Any]]) -> str | None:
     """The key of the first taint in ``taints`` that announces disruption, or None."""
     for taint in taints:

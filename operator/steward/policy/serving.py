@@ -34,8 +34,8 @@ from steward.api.v1alpha1.inferenceservice import (
 from steward.policy.conditions import set_condition
 from steward.policy.notes import Note
 from steward.policy.placement import (
-    GPU_PRODUCT_LABEL,
     CapacityLabels,
+    gpu_model_requirements,
     is_disrupting,
     node_capacity_requirement,
     node_matches,
@@ -133,11 +133,7 @@ def _spot_requirements(service: InferenceService, labels: CapacityLabels) -> lis
         {"key": key, "operator": "In", "values": [value]}
         for key, value in predictor.node_selector.items()
     ]
-    if predictor.gpu_model:
-        requirements.append(
-            {"key": GPU_PRODUCT_LABEL, "operator": "In", "values": [predictor.gpu_model]}
-        )
-    return requirements
+    return [*requirements, *gpu_model_requirements(predictor.gpu_model)]
 
 
 def _node_healthy(pod: PodRecord, nodes: Mapping[str, NodeRecord]) -> bool:
