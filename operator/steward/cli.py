@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 from rich.console import Console
@@ -12,6 +13,9 @@ from steward import crdgen, refdoc
 from steward.devcluster.cli import dev_cluster
 from steward.policy.placement import PLATFORMS
 from steward.validation import validate_paths
+
+if TYPE_CHECKING:
+    from steward.controllers.accounting import AccountingOptions
 
 #: Where ``steward crds`` writes by default, relative to the repository root.
 DEFAULT_CRD_DIRS = (Path("crds"), Path("charts/steward/crds"))
@@ -132,12 +136,83 @@ def validate(paths: tuple[Path, ...]) -> None:
     show_default=True,
     help="How often every workload is re-examined (time-based decisions such as spot fallback).",
 )
+@click.option(
+    "--prometheus-url",
+    envvar="STEWARD_PROMETHEUS_URL",
+    help="Prometheus to account cost and energy from; without it accounting and budgets are off.",
+)
+@click.option(
+    "--prometheus-token-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="File holding a bearer token for Prometheus (re-read every cycle).",
+)
+@click.option(
+    "--prometheus-ca-file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="CA bundle to verify Prometheus' certificate with.",
+)
+@click.option(
+    "--prometheus-insecure", is_flag=True, help="Do not verify Prometheus' TLS certificate."
+)
+@click.option(
+    "--prometheus-timeout",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds one Prometheus query may take before the cycle counts the data as stale.",
+)
+@click.option(
+    "--price-catalog",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Price catalog YAML (default: the catalog shipped with Steward; docs/pricing.md).",
+)
+@click.option(
+    "--queries",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="YAML overriding PromQL queries and required scrape jobs (docs/accounting.md).",
+)
+@click.option(
+    "--accounting-step",
+    type=click.IntRange(min=1),
+    default=15,
+    show_default=True,
+    help="Seconds between samples of the accounting (at least the scrape interval).",
+)
+@click.option(
+    "--accounting-interval",
+    type=click.FloatRange(min=1),
+    default=30.0,
+    show_default=True,
+    help="Seconds between accounting cycles.",
+)
+@click.option(
+    "--accounting-lag",
+    type=click.IntRange(min=0),
+    default=30,
+    show_default=True,
+    help="Seconds a window ends before now, so Prometheus has stored its samples.",
+)
+@click.option(
+    "--max-sample-age",
+    type=click.FloatRange(min=1),
+    default=60.0,
+    show_default=True,
+    help="A moment is accounted only if every required scrape job succeeded this recently.",
+)
+@click.option(
+    "--attribution",
+    type=click.Choice(["Requested", "Utilization"]),
+    default="Requested",
+    show_default=True,
+    help="Share a node's cost by requested GPUs, or by requested GPUs x utilisation.",
+)
 def run(
     namespaces: tuple[str, ...],
     liveness: str,
     json_logs: bool,
     capacity_labels: str,
     resync_seconds: float,
+    **accounting: Any,
 ) -> None:
     """Run the operator against the cluster of the current kubeconfig or service account."""
     # Imported here so that validate/crds start without loading kopf and aiohttp.
@@ -149,6 +224,37 @@ def run(
         None if liveness == "none" else liveness,
         json_logs=json_logs,
         workloads=WorkloadSettings(capacity_labels=capacity_labels, resync_seconds=resync_seconds),
+        accounting=_accounting_options(capacity_labels, accounting),
+    )
+
+
+def _accounting_options(capacity_labels: str, options: dict[str, Any]) -> AccountingOptions | None:
+    """The accounting's options, or None when no Prometheus is given."""
+    if not options["prometheus_url"]:
+        return None
+    from steward.controllers.accountant import AccountingSettings  # noqa: PLC0415
+    from steward.controllers.accounting import AccountingOptions  # noqa: PLC0415
+    from steward.cost.accounting import Attribution  # noqa: PLC0415
+    from steward.observe.prometheus import PrometheusSettings  # noqa: PLC0415
+
+    return AccountingOptions(
+        prometheus=PrometheusSettings(
+            url=options["prometheus_url"],
+            bearer_token_file=options["prometheus_token_file"],
+            verify_tls=not options["prometheus_insecure"],
+            ca_file=options["prometheus_ca_file"],
+            timeout_seconds=options["prometheus_timeout"],
+        ),
+        accounting=AccountingSettings(
+            capacity_labels=PLATFORMS[capacity_labels],
+            step_seconds=options["accounting_step"],
+            lag_seconds=options["accounting_lag"],
+            interval_seconds=options["accounting_interval"],
+            max_sample_age_seconds=options["max_sample_age"],
+            attribution=Attribution(options["attribution"]),
+        ),
+        catalog_file=options["price_catalog"],
+        queries_file=options["queries"],
     )
 
 

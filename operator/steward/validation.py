@@ -7,7 +7,7 @@ Namespace or a Deployment beside the Steward objects).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
 from steward.api.constants import API_VERSION, GROUP
+from steward.api.schema import field_path
 from steward.api.v1alpha1 import KINDS
 from steward.api.v1alpha1.common import CustomResource
 
@@ -64,14 +65,6 @@ class Report:
     @property
     def ok(self) -> bool:
         return not self.problems
-
-
-def field_path(location: Sequence[int | str]) -> str:
-    """``("spec", "thresholds", 2, "percent")`` -> ``"spec.thresholds[2].percent"``."""
-    text = ""
-    for part in location:
-        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
-    return text
 
 
 def _problem_from_error(error: ErrorDetails, source: str, kind: str, name: str | None) -> Problem:

@@ -73,6 +73,9 @@ DEPLOYMENTS: Final = Resource("apps/v1", "deployments")
 EVENTS: Final = Resource("events.k8s.io/v1", "events")
 TRAINING_JOBS: Final = Resource(f"{GROUP}/{VERSION}", "trainingjobs")
 INFERENCE_SERVICES: Final = Resource(f"{GROUP}/{VERSION}", "inferenceservices")
+BUDGETS: Final = Resource(f"{GROUP}/{VERSION}", "budgets")
+COST_POLICIES: Final = Resource(f"{GROUP}/{VERSION}", "costpolicies")
+NAMESPACES: Final = Resource("v1", "namespaces")
 
 
 def load_client(kubeconfig: str | None = None) -> client.ApiClient:

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any
 
+from steward.act.accounting import ACCOUNTED_FIELDS
 from steward.act.kube import (
     DEPLOYMENTS,
     INFERENCE_SERVICES,
@@ -136,11 +137,16 @@ def apply_serving(
 
 def write_status(kube: Kube, resource: Resource, parent: Raw, status: StewardModel) -> Raw | None:
     """Merge-patch ``status`` onto ``parent`` when it differs from what is there; else None."""
-    body = status.model_dump(mode="json", by_alias=True, exclude_none=True)
-    if body == parent.get("status"):
+    # The accounting owns the cost figures; leaving them out means neither writer undoes the other.
+    body = _without_accounting(status.model_dump(mode="json", by_alias=True, exclude_none=True))
+    if body == _without_accounting(parent.get("status") or {}):
         return None
     meta = parent["metadata"]
     return kube.merge_patch(resource, meta["namespace"], meta["name"], {"status": body}, "status")
+
+
+def _without_accounting(status: Raw) -> Raw:
+    return {key: value for key, value in status.items() if key not in ACCOUNTED_FIELDS}
 
 
 def _finish(

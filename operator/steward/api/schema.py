@@ -11,11 +11,11 @@ entry, and the model validator checks the same rules, naming the field each one 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import PydanticCustomError
 
 _ACRONYMS: Final = {
@@ -119,3 +119,18 @@ UniqueList = Annotated[
     AfterValidator(_no_duplicates),
     Field(json_schema_extra={"x-kubernetes-list-type": "set"}),
 ]
+
+
+def field_path(location: Sequence[int | str]) -> str:
+    """``("spec", "thresholds", 2, "percent")`` -> ``"spec.thresholds[2].percent"``."""
+    text = ""
+    for part in location:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def first_error(error: ValidationError) -> str:
+    """The first problem of a validation error as ``field.path: message``, for CLI and logs."""
+    first = error.errors()[0]
+    message = str(first["msg"]).removeprefix("Value error, ")
+    return f"{field_path(list(first['loc']))}: {message}"

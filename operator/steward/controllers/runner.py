@@ -9,10 +9,15 @@ from typing import Final
 
 import kopf
 
+from steward.controllers.accounting import AccountingOptions
 from steward.controllers.workloads import WorkloadSettings
 
 #: Modules whose import registers kopf handlers; each later controller adds itself here.
-HANDLER_MODULES: Final = ("steward.controllers.settings", "steward.controllers.workloads")
+HANDLER_MODULES: Final = (
+    "steward.controllers.settings",
+    "steward.controllers.workloads",
+    "steward.controllers.accounting",
+)
 
 
 def run(
@@ -21,6 +26,7 @@ def run(
     *,
     json_logs: bool = False,
     workloads: WorkloadSettings | None = None,
+    accounting: AccountingOptions | None = None,
 ) -> None:
     """Run the operator until it is stopped (SIGINT/SIGTERM).
 
@@ -41,5 +47,7 @@ def run(
         clusterwide=not namespaces,
         namespaces=list(namespaces),
         liveness_endpoint=liveness_endpoint,
-        memo=kopf.Memo(workload_settings=workloads or WorkloadSettings()),
+        memo=kopf.Memo(
+            workload_settings=workloads or WorkloadSettings(), accounting_options=accounting
+        ),
     )

@@ -36,6 +36,7 @@ from steward.api.v1alpha1.trainingjob import (
     TrainingJobSpec,
     TrainingJobStatus,
 )
+from steward.cost.accounting import SECONDS_PER_HOUR
 from steward.policy.conditions import condition, set_condition
 from steward.policy.notes import Note
 from steward.policy.placement import is_disrupting
@@ -43,7 +44,6 @@ from steward.snapshot import JobRecord, NodeRecord, PodRecord
 
 #: Reason of the ``Valid`` condition for a spec Kubernetes or Steward refused.
 INVALID_SPEC = "InvalidSpec"
-_SECONDS_PER_HOUR = Decimal(3600)
 
 
 class EndReason(StrEnum):
@@ -399,7 +399,7 @@ def _lost_gpu_hours(spec: TrainingJobSpec, job: JobRecord, default_end: datetime
         run = run % spec.checkpoint.interval
     gpus = spec.workers * spec.gpus_per_worker
     seconds = Decimal(run.total_seconds()).quantize(Decimal("0.001"))
-    return (seconds * gpus / _SECONDS_PER_HOUR).quantize(Decimal("0.0001"))
+    return (seconds * gpus / SECONDS_PER_HOUR).quantize(Decimal("0.0001"))
 
 
 def _refused_for_this_generation(status: TrainingJobStatus, generation: int | None) -> bool:

@@ -180,7 +180,19 @@ class BudgetStatus(StewardModel):
     period_end: datetime | None = None
     spent: ResourceAmounts = Field(default_factory=ResourceAmounts)
     forecast: ResourceAmounts = Field(
-        default_factory=ResourceAmounts, description="Forecast spend at periodEnd."
+        default_factory=ResourceAmounts,
+        description="Forecast spend at periodEnd: spent + burnRatePerHour x hours left.",
+    )
+    burn_rate_per_hour: ResourceAmounts = Field(
+        default_factory=ResourceAmounts,
+        description="Spend per hour of the scope's work in the newest accounted window.",
+    )
+    accounted_until: datetime | None = Field(
+        default=None, description="End of the newest window counted into spent."
+    )
+    uncovered_seconds: Annotated[int, Field(ge=0)] = Field(
+        default=0,
+        description="Seconds of this period with no complete, fresh metrics: not counted.",
     )
     utilization_percent: Annotated[float, Field(ge=0)] = Field(
         default=0, description="Highest spent/limit over the limited units, in percent."

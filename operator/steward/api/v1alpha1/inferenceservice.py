@@ -12,10 +12,11 @@ from typing import Annotated, ClassVar, Literal
 
 from pydantic import ConfigDict, Field
 
-from steward.api.quantities import USD, Fraction, Percent
+from steward.api.quantities import USD, ZERO, Fraction, KgCO2e, KWh, Percent
 from steward.api.schema import Rule, StewardModel
 from steward.api.v1alpha1.common import (
     Conditions,
+    CostBreakdown,
     CustomResource,
     KindInfo,
     PrinterColumn,
@@ -141,9 +142,19 @@ class InferenceServiceStatus(StewardModel):
     ready_replicas: Annotated[int, Field(ge=0)] = 0
     spot_replicas: Annotated[int, Field(ge=0)] = 0
     active_model: ActiveModel | None = None
-    cost_per_hour_usd: USD | None = None
+    cost: CostBreakdown = Field(default_factory=CostBreakdown)
+    energy_kwh: KWh = ZERO
+    carbon_kg_co2e: KgCO2e = ZERO
+    cost_per_hour_usd: USD | None = Field(
+        default=None, description="Spend per hour in the newest accounted window."
+    )
     cost_per_1k_requests_usd: USD | None = Field(
-        default=None, description="Only where serving request metrics exist."
+        default=None,
+        description="Cost of 1,000 requests in the newest accounted window; only where serving "
+        "request metrics exist.",
+    )
+    accounted_until: datetime | None = Field(
+        default=None, description="End of the newest window counted into cost and energy."
     )
     last_decision: str | None = None
     observed_generation: Annotated[int, Field(ge=0)] | None = None

@@ -177,6 +177,9 @@ class TrainingJobStatus(StewardModel):
     cost: CostBreakdown = Field(default_factory=CostBreakdown)
     energy_kwh: KWh = ZERO
     carbon_kg_co2e: KgCO2e = ZERO
+    accounted_until: datetime | None = Field(
+        default=None, description="End of the newest window counted into cost and energy."
+    )
     start_time: datetime | None = None
     completion_time: datetime | None = None
     last_decision: str | None = Field(default=None, description="Why Steward last acted on it.")
