@@ -95,15 +95,20 @@ def pod_phase(pod: Any) -> str | None:
 class Operator:
     """``steward run`` as a real process against the test cluster; restartable and killable."""
 
-    def __init__(self, kubeconfig: str, log: Path) -> None:
+    def __init__(self, kubeconfig: str, log: Path, prometheus_url: str, catalog: Path) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.pid: int | None = None
+        self.prometheus_url = prometheus_url
+        self.catalog = catalog
 
     def start(self) -> None:
         argv = [
             sys.executable, "-m", "steward.cli", "run", "--liveness", "none",
             "--resync-seconds", str(RESYNC_SECONDS),
+            "--prometheus-url", self.prometheus_url, "--price-catalog", str(self.catalog),
+            "--accounting-step", str(ACCOUNTING_STEP), "--accounting-interval", "3",
+            "--accounting-lag", "7", "--max-sample-age", "12", "--prometheus-timeout", "3",
         ]  # fmt: skip
         self.pid = processes.start(
             argv, self.log, tie_to_parent=True, env={"KUBECONFIG": self.kubeconfig}
@@ -132,6 +137,27 @@ class Operator:
 
 #: Short, so that time-based decisions (spot fallback) show within a test.
 RESYNC_SECONDS = 1.0
+#: The accounting's grid step: the dev cluster's scrape interval.
+ACCOUNTING_STEP = 5
+#: The prices and energy factors of the test catalog: every test node is a p5.48xlarge (8 GPUs)
+#: in us-east-1.
+ON_DEMAND_USD_PER_HOUR = 80.0
+SPOT_USD_PER_HOUR = 32.0
+GRAMS_CO2E_PER_KWH = 400.0
+PUE = 1.2
+TEST_CATALOG = f"""
+instances:
+  - instanceType: p5.48xlarge
+    region: us-east-1
+    gpuModel: NVIDIA-H100-80GB-HBM3
+    gpus: 8
+    onDemandUSDPerHour: {ON_DEMAND_USD_PER_HOUR}
+    spotUSDPerHour: {SPOT_USD_PER_HOUR}
+regions:
+  - region: us-east-1
+    gramsCO2ePerKWh: {GRAMS_CO2E_PER_KWH}
+    pue: {PUE}
+"""
 
 
 @pytest.fixture(scope="session")
@@ -139,7 +165,12 @@ def operator(
     dev_cluster: cluster.ClusterState, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Operator]:
     """The operator, running for the whole session (tests may restart it)."""
-    running = Operator(str(dev_cluster.kubeconfig), tmp_path_factory.mktemp("operator") / "log")
+    workdir = tmp_path_factory.mktemp("operator")
+    catalog = workdir / "catalog.yaml"
+    catalog.write_text(TEST_CATALOG, encoding="utf-8")
+    running = Operator(
+        str(dev_cluster.kubeconfig), workdir / "log", dev_cluster.prometheus_url, catalog
+    )
     running.start()
     try:
         yield running
