@@ -115,6 +115,28 @@ def test_utilization_attribution_counts_unused_gpus_as_idle() -> None:
     assert _near(by_use, Fraction(by_request) / 4)
 
 
+def test_gpu_utilization_is_the_time_weighted_mean_over_measured_steps_only() -> None:
+    # Two GPUs of pod a: one 25 % busy over steps 1-12, one 75 % over 1-6 and unmeasured after;
+    # a GPU nobody holds is never counted.
+    one = GPUSamples("GPU-1", "n", dict.fromkeys(range(1, 13), ("team", "a")),
+                     utilization_percent=dict.fromkeys(range(13), 25.0))  # fmt: skip
+    two = GPUSamples("GPU-2", "n", dict.fromkeys(range(1, 13), ("team", "a")),
+                     utilization_percent=dict.fromkeys(range(7), 75.0))  # fmt: skip
+    free = GPUSamples("GPU-3", "n", {}, utilization_percent=dict.fromkeys(range(13), 0.0))
+    usage = _usage([_node("n", CapacityType.ON_DEMAND, 12)], [_pod("a", "n", 2, range(13))],
+                   [one, two, free], covered=set(range(13)) - {3})  # fmt: skip
+    ledger = account(usage, CATALOG)
+    pod = ledger.pods[("team", "a")]
+    assert pod.measured_gpu_seconds == 15 * (11 + 5)  # step 3 uncovered
+    assert _near(pod.busy_gpu_seconds * 100 / pod.measured_gpu_seconds,
+                 Fraction(25 * 11 + 75 * 5, 16))  # fmt: skip
+    workload = ledger.workloads[WorkloadRef("TrainingJob", "team", "a")]
+    assert workload.busy_gpu_seconds == pod.busy_gpu_seconds
+    # Utilisation is the pod's alone: the node's idle carries none of it.
+    assert ledger.idle["n"].measured_gpu_seconds == 0
+    assert ledger.idle["n"].busy_gpu_seconds == 0
+
+
 def test_windows_split_at_any_moment_add_up_to_the_whole() -> None:
     usage = _usage([_node("n", CapacityType.ON_DEMAND, 12)], [_pod("a", "n", 3, range(13))])
     whole = account(usage, CATALOG)

@@ -61,7 +61,7 @@ def workload_figures(
     """The accounting part of a workload's status after adding ``added``.
 
     ``window`` is the workload's spend over the newest window of ``window_seconds`` covered
-    seconds; serving rates (USD per hour, per 1,000 requests) come from it.
+    seconds; serving rates (USD per hour, per 1,000 requests) and GPU utilisation come from it.
     """
     cost = status.get("cost") or {}
     spot = _number(cost.get("spotUSD")) + added.spot_usd
@@ -83,6 +83,9 @@ def workload_figures(
         figures["costPerHourUSD"] = _json(window.usd * 3600 / window_seconds)
         if window.requests > 0:
             figures["costPer1kRequestsUSD"] = _json(window.usd * 1000 / window.requests)
+        if window.measured_gpu_seconds > 0:
+            percent = window.busy_gpu_seconds * 100 / window.measured_gpu_seconds
+            figures["gpuUtilizationPercent"] = _json(percent)
     return figures
 
 

@@ -13,6 +13,8 @@ Formulas (every reported figure is one of these, summed over the window's covere
   and ``t_i`` (a counter reset counts from zero), else power x step when the counter is absent.
   It goes to the pod holding the GPU at ``t_i``, else to the node's idle. Facility energy is
   GPU energy x the region's PUE; carbon is facility kWh x the region's gCO2e/kWh.
+- **GPU utilisation** of a pod: ``sum(step x utilisation) / sum(step)`` over the steps its GPUs
+  reported utilisation (``busy_gpu_seconds / measured_gpu_seconds``); pod-only, like requests.
 - **Electricity cost** for nodes priced per GPU-hour (on-premises): facility kWh x the region's
   electricity price, added to whoever the energy went to. Cloud prices include it.
 
@@ -67,6 +69,8 @@ class Amounts:
     gpu_seconds: Decimal = ZERO
     unpriced_gpu_seconds: Decimal = ZERO
     requests: Decimal = ZERO
+    measured_gpu_seconds: Decimal = ZERO
+    busy_gpu_seconds: Decimal = ZERO
 
     @property
     def usd(self) -> Decimal:
@@ -147,6 +151,7 @@ def account(
         _charge_nodes(usage, catalog, covered, tally, attribution=attribution, holders=holders)
         _charge_energy(usage, catalog, covered, tally)
         _count_requests(usage, covered, tally)
+        _measure_utilization(usage, covered, tally)
         return _ledger(usage, steps, covered, tally)
 
 
@@ -281,6 +286,19 @@ def _count_requests(usage: Usage, covered: list[int], tally: _Tally) -> None:
             tally.add(tally.pods, key, Amounts(requests=total))
 
 
+def _measure_utilization(usage: Usage, covered: list[int], tally: _Tally) -> None:
+    step = _decimal(usage.grid.step_seconds)
+    pods = {pod.key for pod in usage.pods}
+    for gpu in usage.gpus:
+        for index in covered:
+            holder, percent = gpu.holders.get(index), gpu.utilization_percent.get(index)
+            if holder in pods and percent is not None:
+                busy = step * _decimal(min(max(percent, 0.0), 100.0)) / 100
+                tally.add(
+                    tally.pods, holder, Amounts(measured_gpu_seconds=step, busy_gpu_seconds=busy)
+                )
+
+
 def _ledger(usage: Usage, steps: list[int], covered: list[int], tally: _Tally) -> Ledger:
     grid = usage.grid
     owners = {pod.key: pod for pod in usage.pods}
@@ -291,7 +309,7 @@ def _ledger(usage: Usage, steps: list[int], covered: list[int], tally: _Tally) -
         ref = pod.workload if pod is not None else WorkloadRef("", key[0], key[1])
         workloads[ref] = workloads[ref] + amount
         if pod is not None:
-            charged[pod.node] = charged[pod.node] + _without_requests(amount)
+            charged[pod.node] = charged[pod.node] + _pod_only_removed(amount)
     idle = {name: total - charged[name] for name, total in tally.nodes.items()}
     start = grid.time(steps[0] - 1) if steps else grid.end
     return Ledger(
@@ -307,9 +325,13 @@ def _ledger(usage: Usage, steps: list[int], covered: list[int], tally: _Tally) -
     )
 
 
-def _without_requests(amount: Amounts) -> Amounts:
+#: Figures only pods have: nodes are not charged them, so they never count into idle.
+_POD_ONLY: Final = frozenset({"requests", "measured_gpu_seconds", "busy_gpu_seconds"})
+
+
+def _pod_only_removed(amount: Amounts) -> Amounts:
     return Amounts(
-        **{f.name: getattr(amount, f.name) for f in fields(amount) if f.name != "requests"}
+        **{f.name: getattr(amount, f.name) for f in fields(amount) if f.name not in _POD_ONLY}
     )
 
 
