@@ -15,7 +15,9 @@ from steward.policy.placement import PLATFORMS
 from steward.validation import validate_paths
 
 if TYPE_CHECKING:
+    from steward.act.lease import LeaseSettings
     from steward.controllers.accounting import AccountingOptions
+    from steward.controllers.governor import GovernorOptions
 
 #: Where ``steward crds`` writes by default, relative to the repository root.
 DEFAULT_CRD_DIRS = (Path("crds"), Path("charts/steward/crds"))
@@ -179,11 +181,13 @@ def validate(paths: tuple[Path, ...]) -> None:
     help="Seconds between samples of the accounting (at least the scrape interval).",
 )
 @click.option(
+    "--cycle-interval",
     "--accounting-interval",
+    "accounting_interval",
     type=click.FloatRange(min=1),
     default=30.0,
     show_default=True,
-    help="Seconds between accounting cycles.",
+    help="Seconds between governor cycles (accounting, then decisions).",
 )
 @click.option(
     "--accounting-lag",
@@ -206,13 +210,53 @@ def validate(paths: tuple[Path, ...]) -> None:
     show_default=True,
     help="Share a node's cost by requested GPUs, or by requested GPUs x utilisation.",
 )
+@click.option(
+    "--leader-election/--no-leader-election",
+    default=True,
+    show_default=True,
+    help="Act only while holding the Lease (run several replicas; one acts).",
+)
+@click.option(
+    "--lease-namespace",
+    envvar="POD_NAMESPACE",
+    default="default",
+    show_default=True,
+    help="Namespace of the Lease 'steward-leader' (env POD_NAMESPACE).",
+)
+@click.option(
+    "--lease-seconds",
+    type=click.IntRange(min=3, max=300),
+    default=15,
+    show_default=True,
+    help="Lease duration: a standby takes over this long after the leader's last renewal.",
+)
+@click.option(
+    "--identity",
+    envvar="POD_NAME",
+    default=None,
+    help="This replica's name in the Lease (env POD_NAME; default host name and process id).",
+)
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(min=0, max=65535),
+    default=9108,
+    show_default=True,
+    help="Port of the operator's /metrics (prometheus_client); 0 serves none.",
+)
+@click.option(
+    "--preemptions-per-hour",
+    type=click.FloatRange(min=0, max=100),
+    default=0.1,
+    show_default=True,
+    help="Expected spot preemptions per hour in the spot savings estimate (docs/governor.md).",
+)
 def run(
     namespaces: tuple[str, ...],
     liveness: str,
     json_logs: bool,
     capacity_labels: str,
     resync_seconds: float,
-    **accounting: Any,
+    **options: Any,
 ) -> None:
     """Run the operator against the cluster of the current kubeconfig or service account."""
     # Imported here so that validate/crds start without loading kopf and aiohttp.
@@ -224,7 +268,41 @@ def run(
         None if liveness == "none" else liveness,
         json_logs=json_logs,
         workloads=WorkloadSettings(capacity_labels=capacity_labels, resync_seconds=resync_seconds),
-        accounting=_accounting_options(capacity_labels, accounting),
+        accounting=_accounting_options(capacity_labels, options),
+        governor=_governor_options(options),
+        lease=_lease_settings(options),
+    )
+
+
+def _governor_options(options: dict[str, Any]) -> GovernorOptions:
+    from decimal import Decimal  # noqa: PLC0415
+
+    from steward.controllers.governor import GovernorOptions  # noqa: PLC0415
+    from steward.policy.governor import SpotEconomics  # noqa: PLC0415
+
+    return GovernorOptions(
+        interval_seconds=options["accounting_interval"],
+        catalog_file=options["price_catalog"],
+        metrics_port=options["metrics_port"],
+        economics=SpotEconomics(preemptions_per_hour=Decimal(str(options["preemptions_per_hour"]))),
+    )
+
+
+def _lease_settings(options: dict[str, Any]) -> LeaseSettings | None:
+    if not options["leader_election"]:
+        return None
+    import os  # noqa: PLC0415
+    import socket  # noqa: PLC0415
+
+    from steward.act.lease import LeaseSettings  # noqa: PLC0415
+    from steward.api.constants import LEASE_NAME  # noqa: PLC0415
+
+    identity = options["identity"] or f"{socket.gethostname()}-{os.getpid()}"
+    return LeaseSettings(
+        namespace=options["lease_namespace"],
+        name=LEASE_NAME,
+        identity=identity,
+        duration_seconds=options["lease_seconds"],
     )
 
 
@@ -256,6 +334,30 @@ def _accounting_options(capacity_labels: str, options: dict[str, Any]) -> Accoun
         catalog_file=options["price_catalog"],
         queries_file=options["queries"],
     )
+
+
+@main.command()
+@click.argument("target")
+@click.option("-n", "--namespace", default="default", show_default=True)
+@click.option("--kubeconfig", envvar="KUBECONFIG", default=None)
+def explain(target: str, namespace: str, kubeconfig: str | None) -> None:
+    """Why the governor last acted on TARGET (trainingjob/NAME or inferenceservice/NAME)."""
+    from steward.act.explain import KINDS  # noqa: PLC0415
+    from steward.act.explain import explain as explain_workload  # noqa: PLC0415
+    from steward.act.kube import Kube, KubeError, load_client  # noqa: PLC0415
+
+    kind, _, name = target.partition("/")
+    if kind.lower() not in KINDS or not name:
+        raise click.ClickException(
+            f"TARGET must be trainingjob/NAME or inferenceservice/NAME, not {target!r}"
+        )
+    try:
+        lines = explain_workload(Kube(load_client(kubeconfig)), kind, namespace, name)
+    except KubeError as error:
+        raise click.ClickException(f"{target} in {namespace}: {error.message}") from None
+    console = Console()
+    for line in lines:
+        console.print(line, highlight=False, markup=False)
 
 
 main.add_command(dev_cluster)

@@ -95,12 +95,22 @@ def pod_phase(pod: Any) -> str | None:
 class Operator:
     """``steward run`` as a real process against the test cluster; restartable and killable."""
 
-    def __init__(self, kubeconfig: str, log: Path, prometheus_url: str, catalog: Path) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        log: Path,
+        prometheus_url: str,
+        catalog: Path,
+        metrics_port: int | None = None,
+        identity: str | None = None,
+    ) -> None:
         self.kubeconfig = kubeconfig
         self.log = log
         self.pid: int | None = None
         self.prometheus_url = prometheus_url
         self.catalog = catalog
+        self.metrics_port = METRICS_PORT if metrics_port is None else metrics_port
+        self.identity = identity
 
     def start(self) -> None:
         argv = [
@@ -109,7 +119,10 @@ class Operator:
             "--prometheus-url", self.prometheus_url, "--price-catalog", str(self.catalog),
             "--accounting-step", str(ACCOUNTING_STEP), "--accounting-interval", "3",
             "--accounting-lag", "7", "--max-sample-age", "12", "--prometheus-timeout", "3",
+            "--lease-seconds", str(LEASE_SECONDS), "--metrics-port", str(self.metrics_port),
         ]  # fmt: skip
+        if self.identity:
+            argv += ["--identity", self.identity]
         self.pid = processes.start(
             argv, self.log, tie_to_parent=True, env={"KUBECONFIG": self.kubeconfig}
         )
@@ -137,6 +150,10 @@ class Operator:
 
 #: Short, so that time-based decisions (spot fallback) show within a test.
 RESYNC_SECONDS = 1.0
+#: Short, so that a standby takes over (and a restarted operator resumes) within a test.
+LEASE_SECONDS = 6
+#: Where the session's operator serves its metrics.
+METRICS_PORT = 19108
 #: The accounting's grid step: the dev cluster's scrape interval.
 ACCOUNTING_STEP = 5
 #: The prices and energy factors of the test catalog: every test node is a p5.48xlarge (8 GPUs)

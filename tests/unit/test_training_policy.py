@@ -9,6 +9,8 @@ from typing import Any
 
 import pytest
 
+from steward.api.constants import ANNOTATION_GOVERNOR
+from steward.api.directive import GovernorDirective
 from steward.api.v1alpha1.common import CapacityType
 from steward.api.v1alpha1.trainingjob import TrainingJob, TrainingJobPhase
 from steward.policy.training import (
@@ -223,3 +225,38 @@ def test_a_refused_spec_is_not_retried_until_it_changes() -> None:
     assert _decide(job, [], [], []).actions == ()
     changed = TrainingObservation(job, (), (), {}, NOW, generation=2)
     assert len(decide_training(changed).actions) == 1
+
+
+def _governed(directive: GovernorDirective) -> TrainingJob:
+    job = _job()
+    job.metadata.annotations = {ANNOTATION_GOVERNOR: directive.to_annotation()}
+    return job
+
+
+def test_a_governor_suspend_waits_for_the_next_checkpoint() -> None:
+    # Checkpoints every 10 min from the attempt's start (25 min ago): the last at -5 min.
+    job = _governed(GovernorDirective(policy="p", suspend=True, since=NOW))
+    waiting = _decide(job, [_attempt(1)], [_pod(1, "n1")], [_node("n1")])
+    assert waiting.actions == ()
+    assert waiting.recheck_at == NOW + timedelta(minutes=5)
+    # Just after that checkpoint (within the grace, a tenth of the interval): stop now.
+    later = NOW + timedelta(minutes=5, seconds=30)
+    [end] = _decide(job, [_attempt(1)], [_pod(1, "n1")], [_node("n1")], later).actions
+    assert isinstance(end, EndAttempt)
+    assert end.why == EndReason.SUSPENDED
+    # Past the grace, it waits for the one after.
+    missed = NOW + timedelta(minutes=6, seconds=30)
+    plan = _decide(job, [_attempt(1)], [_pod(1, "n1")], [_node("n1")], missed)
+    assert plan.actions == ()
+    assert plan.recheck_at == NOW + timedelta(minutes=15)
+
+
+def test_a_users_own_suspend_and_a_pending_attempt_stop_at_once() -> None:
+    job = _governed(GovernorDirective(policy="p", suspend=True, since=NOW))
+    job.spec.suspend = True
+    [end] = _decide(job, [_attempt(1)], [_pod(1, "n1")], [_node("n1")]).actions
+    assert isinstance(end, EndAttempt)
+    governed = _governed(GovernorDirective(policy="p", suspend=True, since=NOW))
+    pending = [_pod(1, None, phase="Pending")]
+    [end] = _decide(governed, [_attempt(1)], pending, [_node("n1")]).actions
+    assert isinstance(end, EndAttempt)  # nothing running, nothing to lose

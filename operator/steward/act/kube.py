@@ -75,6 +75,7 @@ TRAINING_JOBS: Final = Resource(f"{GROUP}/{VERSION}", "trainingjobs")
 INFERENCE_SERVICES: Final = Resource(f"{GROUP}/{VERSION}", "inferenceservices")
 BUDGETS: Final = Resource(f"{GROUP}/{VERSION}", "budgets")
 COST_POLICIES: Final = Resource(f"{GROUP}/{VERSION}", "costpolicies")
+COMPRESSION_JOBS: Final = Resource(f"{GROUP}/{VERSION}", "compressionjobs")
 NAMESPACES: Final = Resource("v1", "namespaces")
 
 
@@ -139,13 +140,20 @@ class Kube:
 
     def create(self, resource: Resource, obj: Raw) -> Raw:
         """Create ``obj``; if it exists already (a repeat after a restart), return that one."""
+        created = self.create_new(resource, obj)
+        if created is not None:
+            return created
         namespace = obj["metadata"].get("namespace")
+        return self.request("GET", resource.path(namespace, obj["metadata"]["name"]))
+
+    def create_new(self, resource: Resource, obj: Raw) -> Raw | None:
+        """Create ``obj``; None when an object of that name exists already."""
         try:
-            return self.request("POST", resource.path(namespace), obj)
+            return self.request("POST", resource.path(obj["metadata"].get("namespace")), obj)
         except KubeError as error:
             if error.status != 409:
                 raise
-        return self.request("GET", resource.path(namespace, obj["metadata"]["name"]))
+        return None
 
     def merge_patch(
         self, resource: Resource, namespace: str | None, name: str, patch: Raw, sub: str = ""

@@ -207,10 +207,12 @@ def serving_deployment_manifest(
     pod_spec: Raw = {"containers": [container]}
     if predictor.node_selector:
         pod_spec["nodeSelector"] = dict(predictor.node_selector)
-    template = {
+    template: Raw = {
         "metadata": {"labels": pod_labels},
         "spec": place(pod_spec, share, labels, extra),
     }
+    if predictor.pod_annotations:
+        template["metadata"]["annotations"] = dict(predictor.pod_annotations)
     spec: Raw = {"selector": {"matchLabels": selector}, "template": template}
     digest = spec_hash(spec)
     spec["strategy"] = {

@@ -34,3 +34,8 @@ ANNOTATION_ENDED: Final = f"{GROUP}/ended"
 ANNOTATION_ENDED_AT: Final = f"{GROUP}/ended-at"
 #: On a child object: hash of the desired spec Steward last applied, to patch only on change.
 ANNOTATION_SPEC_HASH: Final = f"{GROUP}/spec-hash"
+#: On a TrainingJob or InferenceService: what the governor applied to it (JSON, see
+#: :class:`steward.api.directive.GovernorDirective`); the workload controllers overlay it.
+ANNOTATION_GOVERNOR: Final = f"{GROUP}/governor"
+#: Name of the Lease the replicas of the operator elect their leader with.
+LEASE_NAME: Final = "steward-leader"

@@ -11,7 +11,7 @@ entry, and the model validator checks the same rules, naming the field each one 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, ClassVar, Final, Self, TypeVar
 
@@ -134,3 +134,18 @@ def first_error(error: ValidationError) -> str:
     first = error.errors()[0]
     message = str(first["msg"]).removeprefix("Value error, ")
     return f"{field_path(list(first['loc']))}: {message}"
+
+
+_Model = TypeVar("_Model", bound=BaseModel)
+
+
+def valid_objects(raws: Iterable[Mapping[str, Any]], model: type[_Model]) -> list[_Model]:
+    """Each of ``raws`` that parses as ``model``, in order; the others are left out (their own
+    controller reports them on the object, and an invalid object decides nothing)."""
+    parsed = []
+    for raw in raws:
+        try:
+            parsed.append(model.model_validate(raw))
+        except ValidationError:
+            continue
+    return parsed

@@ -1,15 +1,15 @@
-"""One accounting cycle: observe in bulk, account, reconcile budgets, write, hand actions on.
+"""One accounting cycle: observe in bulk, account, reconcile budgets, write.
 
 Synchronous and blocking (Kubernetes and Prometheus clients); the kopf side runs it in a thread.
-Per cycle: five list calls to the apiserver and one range query per configured PromQL query,
+The ladder's actions stay in each Budget's status, where the governor reads them.
+Per cycle: four list calls to the apiserver and one range query per configured PromQL query,
 whatever the number of workloads; writes only for budgets and for workloads that used GPUs.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -18,7 +18,6 @@ from pydantic import ValidationError
 from steward.act.accounting import workload_figures, write_budget, write_workload
 from steward.act.kube import (
     BUDGETS,
-    COST_POLICIES,
     INFERENCE_SERVICES,
     NAMESPACES,
     TRAINING_JOBS,
@@ -26,19 +25,18 @@ from steward.act.kube import (
 )
 from steward.api.schema import first_error
 from steward.api.v1alpha1.budget import Budget, BudgetStatus
-from steward.api.v1alpha1.costpolicy import CostPolicy
 from steward.cost.accounting import Amounts, Attribution
 from steward.cost.catalog import PriceCatalog
 from steward.cost.usage import Grid, WorkloadRef
 from steward.observe.prometheus import Prometheus, PrometheusError, aligned_end
 from steward.observe.queries import QueryConfig
 from steward.observe.usage import SERVING, TRAINING, build_usage
-from steward.policy.budgets import BudgetDirective, BudgetPlan, reconcile_budget
+from steward.policy.budgets import BudgetPlan, reconcile_budget
 from steward.policy.conditions import condition, set_condition
 from steward.policy.notes import Note
 from steward.policy.placement import CapacityLabels
 from steward.policy.scope import WorkloadFacts
-from steward.policy.spend import HandOff, LedgerBook, budget_facts, hand_off
+from steward.policy.spend import LedgerBook, budget_facts
 from steward.snapshot import parse_time
 
 log = logging.getLogger("steward.accounting")
@@ -77,7 +75,6 @@ class Accountant:
     catalog: PriceCatalog
     queries: QueryConfig
     cursor: datetime | None = None
-    handed_on: frozenset[str] = field(default_factory=frozenset)
 
 
 @dataclass(frozen=True)
@@ -89,7 +86,6 @@ class CycleReport:
     budgets: int
     workloads_written: int
     stale: str | None = None
-    hand_offs: tuple[HandOff, ...] = ()
 
 
 def run_cycle(accountant: Accountant, now: datetime) -> CycleReport:
@@ -121,16 +117,12 @@ def run_cycle(accountant: Accountant, now: datetime) -> CycleReport:
     training, serving = kube.list(TRAINING_JOBS), kube.list(INFERENCE_SERVICES)
     namespaces = {_name(ns): _labels(ns) for ns in kube.list(NAMESPACES)}
     workloads = _workload_facts(book, training + serving, namespaces)
-    directives: list[BudgetDirective] = []
     for raw in budgets:
-        directives.extend(_account_budget(kube, raw, book, workloads, now))
+        _account_budget(kube, raw, book, workloads, now)
     written = _write_workloads(kube, book, training + serving)
-    hand_offs = _hand_on(accountant, directives, kube.list(COST_POLICIES), workloads, now)
     accountant.cursor = grid.end
     _, stale = book.freshness()
-    return CycleReport(
-        (grid.start, grid.end), queries, len(budgets), written, stale, tuple(hand_offs)
-    )
+    return CycleReport((grid.start, grid.end), queries, len(budgets), written, stale)
 
 
 def _next_grid(accountant: Accountant, budgets: list[Raw], now: datetime) -> Grid | None:
@@ -178,12 +170,14 @@ def _workload_facts(
 
 def _account_budget(
     kube: Kube, raw: Raw, book: LedgerBook, workloads: list[WorkloadFacts], now: datetime
-) -> tuple[BudgetDirective, ...]:
+) -> None:
+    """Add the window to the budget and write its status and Events; the governor reads the
+    ladder's actions from that status."""
     try:
         budget = Budget.model_validate(raw)
     except ValidationError as error:
         _refuse_budget(kube, raw, first_error(error), now)
-        return ()
+        return
     generation = raw["metadata"].get("generation")
     plan: BudgetPlan | None = None
     notes: list[Note] = []
@@ -192,7 +186,7 @@ def _account_budget(
         notes.extend(plan.notes)
         budget = budget.model_copy(update={"status": plan.status})
     if plan is None:
-        return ()
+        return
     status = plan.status.model_copy(
         update={
             "conditions": set_condition(
@@ -207,7 +201,6 @@ def _account_budget(
         }
     )
     write_budget(kube, raw, status, tuple(notes), now)
-    return plan.directives
 
 
 def _stale_budget(kube: Kube, raw: Raw, reason: str, now: datetime) -> None:
@@ -262,44 +255,6 @@ def _write_workloads(kube: Kube, book: LedgerBook, objects: list[Raw]) -> int:
         write_workload(kube, ref.kind, ref.namespace, ref.name, figures)
         written += 1
     return written
-
-
-def _policies(raws: list[Raw]) -> dict[str, tuple[CostPolicy, Raw]]:
-    policies = {}
-    for raw in raws:
-        try:
-            policies[_name(raw)] = (CostPolicy.model_validate(raw), raw)
-        except ValidationError as error:
-            log.warning("CostPolicy %s ignored: %s", _name(raw), first_error(error))
-    return policies
-
-
-def _hand_on(
-    accountant: Accountant,
-    directives: Sequence[BudgetDirective],
-    policy_objects: list[Raw],
-    workloads: list[WorkloadFacts],
-    now: datetime,
-) -> list[HandOff]:
-    """Route the ladder's actions to the governing policies; record each new one as an Event
-    on its policy (DryRun: what would be done; Enforce: what the governor is asked to do)."""
-    policies = _policies(policy_objects)
-    hand_offs = hand_off(directives, [model for model, _ in policies.values()], workloads)
-    said = set()
-    for item in hand_offs:
-        key = f"{item.policy}/{item.action.value}/{item.workloads}"
-        said.add(key)
-        if key in accountant.handed_on:
-            continue
-        log.info("%s: %s", item.policy, item.describe())
-        accountant.kube.event(
-            policies[item.policy][1],
-            Note("Normal", f"BudgetAction{item.mode.value}", item.describe()),
-            now=now,
-            action=item.action.value,
-        )
-    accountant.handed_on = frozenset(said)
-    return hand_offs
 
 
 def _name(raw: Raw) -> str:

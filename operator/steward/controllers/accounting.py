@@ -1,6 +1,6 @@
-"""The accounting loop in the operator: one cycle every interval, in a worker thread.
+"""The accounting in the operator: built at startup, run by the governor loop each cycle.
 
-Started by kopf at startup when ``steward run`` is given a Prometheus URL. A bad catalog or query
+Built by kopf at startup when ``steward run`` is given a Prometheus URL. A bad catalog or query
 configuration stops the operator at startup with the file and field named, rather than running
 with prices nobody chose.
 """
@@ -10,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import kopf
 
 from steward.act.kube import Kube, load_client
-from steward.controllers.accountant import Accountant, AccountingSettings, run_cycle
+from steward.controllers.accountant import Accountant, AccountingSettings
 from steward.cost.catalog import CatalogError, load_catalog
 from steward.observe.prometheus import Prometheus, PrometheusSettings
 from steward.observe.queries import load_query_config
@@ -56,30 +55,3 @@ async def start_accounting(memo: kopf.Memo, **_: Any) -> None:
         queries=queries,
     )
     memo["accountant"] = accountant
-    memo["accounting_task"] = asyncio.get_running_loop().create_task(_loop(accountant))
-
-
-@kopf.on.cleanup()
-async def stop_accounting(memo: kopf.Memo, **_: Any) -> None:
-    task: asyncio.Task[None] | None = memo.get("accounting_task")
-    if task is not None:
-        task.cancel()
-        await asyncio.gather(task, return_exceptions=True)
-
-
-async def _loop(accountant: Accountant) -> None:
-    interval = accountant.settings.interval_seconds
-    while True:
-        try:
-            report = await asyncio.to_thread(run_cycle, accountant, datetime.now(UTC))
-            log.info(
-                "accounted %s: %d queries, %d budgets, %d workloads%s",
-                report.window,
-                report.queries,
-                report.budgets,
-                report.workloads_written,
-                f" (stale: {report.stale})" if report.stale else "",
-            )
-        except Exception:  # one bad cycle must not end the loop; the next one retries
-            log.exception("accounting cycle failed")
-        await asyncio.sleep(interval)

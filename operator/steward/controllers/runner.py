@@ -9,14 +9,19 @@ from typing import Final
 
 import kopf
 
+from steward.act.lease import LeaseSettings
 from steward.controllers.accounting import AccountingOptions
+from steward.controllers.governor import GovernorOptions
+from steward.controllers.leadership import Leadership
 from steward.controllers.workloads import WorkloadSettings
 
 #: Modules whose import registers kopf handlers; each later controller adds itself here.
 HANDLER_MODULES: Final = (
     "steward.controllers.settings",
+    "steward.controllers.leadership",
     "steward.controllers.workloads",
     "steward.controllers.accounting",
+    "steward.controllers.governor",
 )
 
 
@@ -27,12 +32,14 @@ def run(
     json_logs: bool = False,
     workloads: WorkloadSettings | None = None,
     accounting: AccountingOptions | None = None,
+    governor: GovernorOptions | None = None,
+    lease: LeaseSettings | None = None,
 ) -> None:
     """Run the operator until it is stopped (SIGINT/SIGTERM).
 
-    Watches ``namespaces``, or the whole cluster when empty. Leader election (one acting replica)
-    arrives with the governor; until then the operator runs standalone. Logs go to stderr at
-    INFO, as JSON lines when ``json_logs`` (for log collectors in a cluster).
+    Watches ``namespaces``, or the whole cluster when empty. With ``lease`` only the replica
+    holding it acts (see :mod:`steward.controllers.leadership`); without, this one always does.
+    Logs go to stderr at INFO, as JSON lines when ``json_logs`` (for log collectors).
     """
     kopf.configure(log_format=kopf.LogFormat.JSON if json_logs else kopf.LogFormat.FULL)
     logging.getLogger().setLevel(logging.INFO)  # kopf's DEBUG chatter is for `--debug` runs
@@ -48,6 +55,9 @@ def run(
         namespaces=list(namespaces),
         liveness_endpoint=liveness_endpoint,
         memo=kopf.Memo(
-            workload_settings=workloads or WorkloadSettings(), accounting_options=accounting
+            workload_settings=workloads or WorkloadSettings(),
+            accounting_options=accounting,
+            governor_options=governor or GovernorOptions(),
+            leadership=Leadership(settings=lease),
         ),
     )

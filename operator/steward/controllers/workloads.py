@@ -15,17 +15,21 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any, Final
 
 import kopf
 from pydantic import ValidationError
 
+from steward.act.governor import record
 from steward.act.kube import (
+    BUDGETS,
+    COST_POLICIES,
     DEPLOYMENTS,
     INFERENCE_SERVICES,
     JOBS,
+    NAMESPACES,
     NODES,
     PODS,
     SERVICES,
@@ -43,18 +47,27 @@ from steward.api.constants import (
     LABEL_WORKLOAD,
     MANAGED_BY,
 )
-from steward.api.v1alpha1.common import CapacityType
+from steward.api.schema import valid_objects
+from steward.api.v1alpha1.budget import Budget
+from steward.api.v1alpha1.common import CapacityType, PolicyMode
+from steward.api.v1alpha1.costpolicy import CostPolicy
 from steward.api.v1alpha1.inferenceservice import InferenceService
 from steward.api.v1alpha1.trainingjob import TrainingJob, TrainingJobStatus
+from steward.controllers.leadership import Leadership
 from steward.controllers.workqueue import WorkQueue
+from steward.cost.usage import WorkloadRef
 from steward.observe.index import ClusterIndex
 from steward.policy.conditions import condition
+from steward.policy.governor import Decision, admission
 from steward.policy.notes import Note
 from steward.policy.placement import PLATFORMS, CapacityLabels
+from steward.policy.scope import WorkloadFacts
 from steward.policy.serving import ServingObservation, decide_serving
 from steward.policy.training import (
     INVALID_SPEC,
+    StartAttempt,
     TrainingObservation,
+    TrainingPlan,
     decide_training,
     mark_invalid,
 )
@@ -96,6 +109,7 @@ class Runtime:
     queue: WorkQueue[Key] = field(default_factory=WorkQueue)
     failures: dict[Key, int] = field(default_factory=dict)
     tasks: list[asyncio.Task[None]] = field(default_factory=list)
+    leadership: Leadership = field(default_factory=Leadership)
 
 
 #: What the index holds: kind -> where it lives and which objects (label selector).
@@ -107,6 +121,10 @@ WATCHED: Final[dict[str, tuple[Resource, str | None]]] = {
     "Deployment": (DEPLOYMENTS, f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
     "Service": (SERVICES, f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
     "Node": (NODES, None),
+    # Admission of new training (a budget's BlockNewWork) reads these.
+    "Budget": (BUDGETS, None),
+    "CostPolicy": (COST_POLICIES, None),
+    "Namespace": (NAMESPACES, None),
 }
 
 
@@ -115,7 +133,9 @@ WATCHED: Final[dict[str, tuple[Resource, str | None]]] = {
 async def start_workloads(memo: kopf.Memo, **_: Any) -> None:
     settings: WorkloadSettings = memo.get("workload_settings") or WorkloadSettings()
     api_client = await asyncio.to_thread(load_client, settings.kubeconfig)
-    runtime = Runtime(settings=settings, kube=Kube(api_client))
+    runtime = Runtime(
+        settings=settings, kube=Kube(api_client), leadership=memo.get("leadership") or Leadership()
+    )
     for kind, (resource, selector) in WATCHED.items():
         try:
             listed = await asyncio.to_thread(runtime.kube.list, resource, selector)
@@ -128,6 +148,7 @@ async def start_workloads(memo: kopf.Memo, **_: Any) -> None:
         ", ".join(f"{runtime.index.count(kind)} {kind}" for kind in WATCHED),
     )
     memo["workloads"] = runtime
+    runtime.leadership.on_gain.append(functools.partial(_queue_all, runtime))
     _queue_all(runtime)
     loop = asyncio.get_running_loop()
     runtime.tasks = [loop.create_task(_work(runtime)) for _ in range(settings.workers)]
@@ -178,7 +199,18 @@ def _record(runtime: Runtime, kind: str, event_type: str, obj: dict[str, Any]) -
         return []
     if kind == "Node":
         return _node_changed(runtime, event_type, obj)
+    if kind in ("Budget", "CostPolicy"):
+        return _waiting_training(runtime)
     return _owners(kind, obj)
+
+
+def _waiting_training(runtime: Runtime) -> list[Key]:
+    """Training that has not started: a budget or policy change may admit or block it."""
+    return [
+        (TRAINING, obj["metadata"]["namespace"], obj["metadata"]["name"])
+        for obj in runtime.index.all(TRAINING)
+        if not (obj.get("status") or {}).get("attempt")
+    ]
 
 
 def _owners(kind: str, obj: dict[str, Any]) -> list[Key]:
@@ -240,6 +272,8 @@ async def _work(runtime: Runtime) -> None:
     while True:
         key = await runtime.queue.get()
         try:
+            if not runtime.leadership.holds():
+                continue  # a standby only watches; gaining the lease queues everything
             await _reconcile(runtime, key)
             runtime.failures.pop(key, None)
         except Exception as error:  # one workload's trouble must never stop the others
@@ -285,7 +319,16 @@ async def _reconcile_training(runtime: Runtime, body: dict[str, Any]) -> None:
         now=now,
         generation=generation,
     )
+    blocking = _admission(runtime, job, now) if not (job.status and job.status.attempt) else None
+    if blocking is not None and blocking.mode == PolicyMode.ENFORCE:
+        observation = replace(observation, blocked=blocking.summary)
     plan = decide_training(observation)
+    if blocking is not None and blocking.mode == PolicyMode.DRY_RUN and _starts_first(plan):
+        policy = runtime.index.get("CostPolicy", "", blocking.policy)
+        await asyncio.to_thread(record, runtime.kube, body, policy, blocking, now=now)
+    if plan.recheck_at is not None:  # a stop waiting for the next checkpoint
+        delay = max((plan.recheck_at - now).total_seconds(), 0.0)
+        asyncio.get_running_loop().call_later(delay, runtime.queue.add, (TRAINING, namespace, name))
     _log_plan(TRAINING, namespace, name, [a.note for a in plan.actions] + list(plan.notes))
     try:
         written = await asyncio.to_thread(
@@ -298,6 +341,24 @@ async def _reconcile_training(runtime: Runtime, body: dict[str, Any]) -> None:
         await _refuse(runtime, TRAINING_JOBS, body, refused.message, now)
         return
     _write_through(runtime, written)
+
+
+def _admission(runtime: Runtime, job: TrainingJob, now: datetime) -> Decision | None:
+    """BlockNewWork on the new job ``job`` (see :func:`admission`), from the index."""
+    budgets = valid_objects(runtime.index.all("Budget"), Budget)
+    policies = valid_objects(runtime.index.all("CostPolicy"), CostPolicy)
+    namespace = runtime.index.get("Namespace", "", job.metadata.namespace or "")
+    facts = WorkloadFacts(
+        ref=WorkloadRef(TRAINING, job.metadata.namespace or "", job.metadata.name or ""),
+        labels=job.metadata.labels,
+        cost_center=job.spec.cost_center,
+        namespace_labels=((namespace or {}).get("metadata") or {}).get("labels") or {},
+    )
+    return admission(facts, job.spec.priority, budgets, policies, now)
+
+
+def _starts_first(plan: TrainingPlan) -> bool:
+    return any(isinstance(a, StartAttempt) and a.attempt == 1 for a in plan.actions)
 
 
 async def _reconcile_serving(runtime: Runtime, body: dict[str, Any]) -> None:

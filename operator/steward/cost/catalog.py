@@ -133,6 +133,28 @@ class PriceCatalog(StewardModel):
             return NodePrice(usd, how, includes_energy=False)
         return NodePrice(None, f"no price for {node.instance_type or node.gpu_model or 'node'}")
 
+    def gpu_hour_prices(self, gpu_model: str | None, moment: datetime) -> GPUHourPrices | None:
+        """The cheapest on-demand and spot price of one GPU-hour of ``gpu_model`` (any model
+        when None) over the instance entries, for comparing spot with on-demand; None when no
+        entry has both prices."""
+        pairs = []
+        for entry in self.instances:
+            spot = entry.spot_at(moment)
+            if spot is None or (gpu_model is not None and entry.gpu_model != gpu_model):
+                continue
+            gpus = Decimal(str(entry.gpus))
+            pairs.append((entry.on_demand_usd_per_hour / gpus, spot[0] / gpus, entry))
+        if not pairs:
+            return None
+        on_demand = min(pairs, key=lambda p: p[0])
+        spot_pair = min(pairs, key=lambda p: p[1])
+        return GPUHourPrices(
+            on_demand=on_demand[0],
+            spot=spot_pair[1],
+            source=f"on-demand of {on_demand[2].instance_type} ({on_demand[2].region}), "
+            f"spot of {spot_pair[2].instance_type} ({spot_pair[2].region}), per GPU-hour",
+        )
+
     def factors(self, region: str) -> RegionFactors:
         """The energy factors of ``region``, else the catalog's defaults."""
         return next((r for r in self.regions if r.region == region), self.defaults)
@@ -161,6 +183,15 @@ class NodePrice:
     usd_per_hour: Decimal | None
     source: str
     includes_energy: bool = True
+
+
+@dataclass(frozen=True)
+class GPUHourPrices:
+    """USD per GPU-hour on each capacity, and which entries they come from."""
+
+    on_demand: Decimal
+    spot: Decimal
+    source: str
 
 
 def parse_catalog(text: str, origin: str) -> PriceCatalog:

@@ -5,7 +5,8 @@ Deployments rather than one with topology rules because the split must be exact 
 move: the scheduler's topology spreading can skew but never guarantees "at least the base on
 on-demand", and a Deployment cannot say "these replicas here, those there".
 
-With ``desired`` replicas (``minReplicas`` until the governor scales services), the on-demand
+With ``desired`` replicas (``spec.predictor.replicas``, default ``minReplicas``; the governor's
+directive may lower it to ``minReplicas`` or raise the spot share), the on-demand
 base is ``min(onDemandBase, desired)``, and of the replicas above it ``floor(above x
 maxSpotPercent / 100)`` go to spot. Spot replicas that cannot run (unschedulable, or on a node
 that is gone or tainted for disruption) are added to the on-demand Deployment until spot
@@ -25,6 +26,7 @@ from datetime import datetime, timedelta
 from typing import Any, Final
 
 from steward.api.constants import CAPACITY_LABEL_ON_DEMAND, CAPACITY_LABEL_SPOT
+from steward.api.directive import read_directive
 from steward.api.v1alpha1.common import CapacityType
 from steward.api.v1alpha1.inferenceservice import (
     ActiveModel,
@@ -88,9 +90,8 @@ def split_replicas(desired: int, on_demand_base: int, max_spot_percent: float) -
 def decide_serving(obs: ServingObservation) -> ServingPlan:
     spec = obs.service.spec
     previous = obs.service.status or InferenceServiceStatus()
-    split = split_replicas(
-        spec.predictor.min_replicas, spec.capacity.on_demand_base, spec.capacity.max_spot_percent
-    )
+    desired, spot_percent = effective_scale(obs.service)
+    split = split_replicas(desired, spec.capacity.on_demand_base, spot_percent)
     stranded = min(_stranded_spot(obs, obs.capacity_labels), split.spot)
     on_demand = split.on_demand + stranded
     notes = _scaling_notes(obs.deployments, on_demand, split.spot, stranded)
@@ -99,8 +100,21 @@ def decide_serving(obs: ServingObservation) -> ServingPlan:
         obs, previous, replicas=on_demand + split.spot, variant=variant,
         storage_uri=storage_uri, notes=notes,
     )  # fmt: skip
-    base = min(spec.capacity.on_demand_base, spec.predictor.min_replicas)
+    base = min(spec.capacity.on_demand_base, desired)
     return ServingPlan(on_demand, split.spot, base, storage_uri, variant, status, notes)
+
+
+def effective_scale(service: InferenceService) -> tuple[int, float]:
+    """Desired replicas and spot percent: the spec's, with the governor's directive overlaid
+    (its replicas never below ``minReplicas``)."""
+    predictor, capacity = service.spec.predictor, service.spec.capacity
+    directive = read_directive(service.metadata.annotations)
+    desired, spot_percent = predictor.desired, capacity.max_spot_percent
+    if directive is not None and directive.replicas is not None:
+        desired = max(directive.replicas, predictor.min_replicas)
+    if directive is not None and directive.max_spot_percent is not None:
+        spot_percent = directive.max_spot_percent
+    return desired, spot_percent
 
 
 def _stranded_spot(obs: ServingObservation, labels: CapacityLabels) -> int:
@@ -194,7 +208,7 @@ def _status(
     if notes:
         status.last_decision = notes[-1].message
     status.observed_generation = obs.generation
-    base = min(obs.service.spec.capacity.on_demand_base, obs.service.spec.predictor.min_replicas)
+    base = min(obs.service.spec.capacity.on_demand_base, replicas)
     ready_on_demand = len(serving) - status.spot_replicas
     ready = status.ready_replicas >= replicas
     message = (

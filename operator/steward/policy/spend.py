@@ -10,18 +10,15 @@ with the rest.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from steward.api.v1alpha1.budget import Budget, BudgetAction
-from steward.api.v1alpha1.common import PolicyMode
-from steward.api.v1alpha1.costpolicy import CostPolicy
+from steward.api.v1alpha1.budget import Budget
 from steward.cost.accounting import SECONDS_PER_HOUR, Amounts, Attribution, Ledger, account
 from steward.cost.catalog import PriceCatalog
 from steward.cost.periods import window
 from steward.cost.usage import Usage, WorkloadRef
-from steward.policy.budgets import BudgetDirective, BudgetFacts
+from steward.policy.budgets import BudgetFacts
 from steward.policy.scope import WorkloadFacts, selects
 
 
@@ -110,53 +107,3 @@ def budget_facts(
         )
         since = until
     return parts
-
-
-@dataclass(frozen=True)
-class HandOff:
-    """Directives of one action for the workloads one policy governs."""
-
-    action: BudgetAction
-    policy: str
-    mode: PolicyMode
-    workloads: tuple[WorkloadRef, ...]
-    reason: str
-
-    def describe(self) -> str:
-        names = ", ".join(f"{w.kind}/{w.namespace}/{w.name}" for w in self.workloads)
-        verb = "would apply" if self.mode == PolicyMode.DRY_RUN else "hands on"
-        return f"{self.mode.value}: {verb} {self.action.value} to {names} ({self.reason})"
-
-
-def hand_off(
-    directives: Sequence[BudgetDirective],
-    policies: Sequence[CostPolicy],
-    workloads: Sequence[WorkloadFacts],
-) -> list[HandOff]:
-    """Route each directive to the policy that governs each managed workload in its scope.
-
-    The governing policy of a workload is the one selecting it with the highest ``priority``
-    (ties: the name that sorts first); policies in mode Off select nothing. Workloads no policy
-    governs are left alone: a budget asks, a policy decides how.
-    """
-    active = sorted(
-        (p for p in policies if p.spec.mode != PolicyMode.OFF),
-        key=lambda p: (-p.spec.priority, p.metadata.name or ""),
-    )
-    result: list[HandOff] = []
-    for directive in directives:
-        by_policy: dict[str, list[WorkloadRef]] = {}
-        modes: dict[str, PolicyMode] = {}
-        for workload in workloads:
-            if not workload.managed or not selects(directive.scope, workload):
-                continue
-            governing = next((p for p in active if selects(p.spec.selector, workload)), None)
-            if governing is not None:
-                name = governing.metadata.name or ""
-                by_policy.setdefault(name, []).append(workload.ref)
-                modes[name] = governing.spec.mode
-        result.extend(
-            HandOff(directive.action, name, modes[name], tuple(refs), directive.reason)
-            for name, refs in sorted(by_policy.items())
-        )
-    return result

@@ -22,12 +22,14 @@ the Job's start (so it includes scheduling time: an upper bound); without a chec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from enum import StrEnum
+from typing import Final
 
 from steward.api.constants import CAPACITY_LABEL_SPOT
+from steward.api.directive import GovernorDirective, read_directive
 from steward.api.v1alpha1.common import CapacityType
 from steward.api.v1alpha1.trainingjob import (
     CapacityStrategy,
@@ -54,6 +56,13 @@ class EndReason(StrEnum):
     SPOT_UNAVAILABLE = "SpotUnavailable"
     DEADLINE_AT_RISK = "DeadlineAtRisk"
     SUSPENDED = "Suspended"
+    #: Moved between spot and on-demand at a checkpoint (the capacity asked for changed).
+    RESCHEDULED = "Rescheduled"
+
+
+#: Longest a governor-initiated stop waits past a checkpoint (it waits for the next one after).
+CHECKPOINT_GRACE_MAX: Final = timedelta(seconds=60)
+CHECKPOINT_GRACE_MIN: Final = timedelta(seconds=2)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,8 @@ class TrainingObservation:
     """What the cluster says about one TrainingJob at ``now``.
 
     ``attempts`` are its Jobs, ``pods`` their pods, ``nodes`` every node by name: a pod whose
-    node is missing from ``nodes`` is on a node that is gone.
+    node is missing from ``nodes`` is on a node that is gone. ``blocked`` says why a job that
+    has not started yet may not start now (a budget's BlockNewWork); None admits it.
     """
 
     job: TrainingJob
@@ -93,18 +103,40 @@ class TrainingObservation:
     nodes: Mapping[str, NodeRecord]
     now: datetime
     generation: int | None = None
+    blocked: str | None = None
 
 
 @dataclass(frozen=True)
 class TrainingPlan:
+    """``recheck_at``: decide again then (a stop waiting for the next checkpoint)."""
+
     actions: tuple[TrainingAction, ...]
     status: TrainingJobStatus
     notes: tuple[Note, ...] = field(default=())
+    recheck_at: datetime | None = None
+
+
+def effective_spec(job: TrainingJob) -> tuple[TrainingJobSpec, GovernorDirective | None]:
+    """The spec with the governor's directive overlaid (capacity only for checkpointed jobs:
+    spot without a checkpoint would lose all work at each preemption)."""
+    directive = read_directive(job.metadata.annotations)
+    if directive is None:
+        return job.spec, None
+    update: dict[str, object] = {}
+    if directive.capacity is not None and job.spec.checkpoint is not None:
+        update["capacity"] = directive.capacity
+    if directive.suspend:
+        update["suspend"] = True
+    return job.spec.model_copy(update=update), directive
 
 
 def decide_training(obs: TrainingObservation) -> TrainingPlan:
-    """The actions that bring the job where its spec and the cluster say, and its new status."""
-    spec = obs.job.spec
+    """The actions that bring the job where its spec, the governor's directive and the cluster
+    say, and its new status."""
+    user_suspend = obs.job.spec.suspend
+    spec, directive = effective_spec(obs.job)
+    if directive is not None:
+        obs = replace(obs, job=obs.job.model_copy(update={"spec": spec}))
     status = obs.job.status or TrainingJobStatus()
     attempts = sorted(obs.attempts, key=lambda j: j.attempt)
     ended = {j.attempt: why for j in attempts if (why := recorded_end(j)) is not None}
@@ -113,17 +145,82 @@ def decide_training(obs: TrainingObservation) -> TrainingPlan:
 
     if _refused_for_this_generation(status, obs.generation):
         return TrainingPlan((), status)
+    recheck_at: datetime | None = None
     if current is not None and current.attempt not in ended and _is_active(current):
         stop = _why_stop(obs, current, ended)
+        if stop is not None and stop[0] in _GOVERNED and not (user_suspend and stop[0] == SUSP):
+            recheck_at = _next_checkpoint(obs, current)
+            if recheck_at is not None:
+                stop = None
         if stop is not None:
             why, detail = stop
             ended[current.attempt] = why
             actions.append(_end(current, why, detail, obs))
-    if _needs_next(current, ended, spec, status):
+    blocked = obs.blocked if current is None and status.attempt == 0 else None
+    if blocked is None and _needs_next(current, ended, spec, status):
         previous = current.attempt if current is not None else status.attempt
         actions.append(_start(previous + 1, obs, ended))
     new_status = _status(obs, attempts, ended, actions, status)
-    return TrainingPlan(tuple(actions), new_status, _phase_notes(status, new_status))
+    if blocked is not None and new_status.phase == TrainingJobPhase.PENDING:
+        new_status = _blocked(new_status, blocked, obs)
+    elif obs.blocked is None or status.attempt or current is not None:
+        new_status = _admitted(new_status, obs)
+    notes = _phase_notes(status, new_status)
+    return TrainingPlan(tuple(actions), new_status, notes, recheck_at)
+
+
+SUSP: Final = EndReason.SUSPENDED
+#: Stops the governor causes wait for a checkpoint; interruptions cannot wait.
+_GOVERNED: Final = (EndReason.SUSPENDED, EndReason.RESCHEDULED)
+
+
+def _next_checkpoint(obs: TrainingObservation, current: JobRecord) -> datetime | None:
+    """None when stopping now loses at most the grace (just past a checkpoint, no checkpoint
+    configured, or no worker running yet); else when the next checkpoint will have been written.
+
+    Checkpoints are assumed every ``interval`` from the attempt's start, each taking
+    ``writeDuration``; the grace is a tenth of the interval, between 2 s and 60 s.
+    """
+    checkpoint = obs.job.spec.checkpoint
+    start = current.started or current.created
+    running = any(p.attempt == current.attempt and p.phase == "Running" for p in obs.pods)
+    if checkpoint is None or start is None or not running or obs.now <= start:
+        return None
+    interval = checkpoint.interval
+    write = checkpoint.write_duration or timedelta(0)
+    grace = min(max(interval / 10, CHECKPOINT_GRACE_MIN), CHECKPOINT_GRACE_MAX)
+    since = (obs.now - start) % interval
+    if write <= since <= write + grace:
+        return None
+    wait = write - since if since < write else interval - since + write
+    return obs.now + wait
+
+
+def _blocked(status: TrainingJobStatus, why: str, obs: TrainingObservation) -> TrainingJobStatus:
+    blocked = status.model_copy(deep=True)
+    blocked.phase = TrainingJobPhase.BLOCKED
+    blocked.last_decision = f"not started: {why}"
+    blocked.conditions = set_condition(
+        blocked.conditions, "Admitted", False, "BudgetBlocked", why, now=obs.now,
+        generation=obs.generation,
+    )  # fmt: skip
+    blocked.conditions = set_condition(
+        blocked.conditions, "Ready", False, "Blocked", why, now=obs.now,
+        generation=obs.generation,
+    )  # fmt: skip
+    return blocked
+
+
+def _admitted(status: TrainingJobStatus, obs: TrainingObservation) -> TrainingJobStatus:
+    """Admitted=True once a job that was blocked may run (absent on jobs never blocked)."""
+    if condition(status.conditions, "Admitted") is None:
+        return status
+    admitted = status.model_copy(deep=True)
+    admitted.conditions = set_condition(
+        admitted.conditions, "Admitted", True, "BudgetAllows", "no budget blocks new work",
+        now=obs.now, generation=obs.generation,
+    )  # fmt: skip
+    return admitted
 
 
 def recorded_end(job: JobRecord) -> EndReason | None:
@@ -177,6 +274,17 @@ def _why_stop(
     if interrupted is not None:
         spot = current.capacity == CAPACITY_LABEL_SPOT
         return (EndReason.PREEMPTED if spot else EndReason.DISRUPTED), interrupted
+    move = _capacity_move(spec, current, ended, obs.now)
+    if move is not None:
+        return EndReason.RESCHEDULED, move
+    return _spot_wait_over(obs, current, pods)
+
+
+def _spot_wait_over(
+    obs: TrainingObservation, current: JobRecord, pods: list[PodRecord]
+) -> tuple[EndReason, str] | None:
+    """SpotWithFallback: why waiting longer for spot capacity is not worth it, if it is not."""
+    spec = obs.job.spec
     if (
         current.capacity != CAPACITY_LABEL_SPOT
         or spec.capacity.type != CapacityStrategy.SPOT_WITH_FALLBACK
@@ -192,6 +300,22 @@ def _why_stop(
             EndReason.DEADLINE_AT_RISK,
             f"deadline {spec.deadline} is less than fallbackAfter away",
         )
+    return None
+
+
+def _capacity_move(
+    spec: TrainingJobSpec, current: JobRecord, ended: Mapping[int, EndReason], now: datetime
+) -> str | None:
+    """Why the running attempt should move to the other capacity, if it should: the spec (or
+    the governor's directive) now asks for on-demand while it runs on spot, or asks for spot
+    (and nothing in its history sent it to on-demand) while it runs on on-demand."""
+    on_spot = current.capacity == CAPACITY_LABEL_SPOT
+    if on_spot and spec.capacity.type == CapacityStrategy.ON_DEMAND:
+        return "capacity OnDemand asked for; moving off spot at a checkpoint"
+    if not on_spot and spec.capacity.type != CapacityStrategy.ON_DEMAND:
+        wanted, _ = next_capacity(spec, list(ended.values()), now)
+        if wanted == CapacityType.SPOT:
+            return f"capacity {spec.capacity.type.value} asked for; moving to spot at a checkpoint"
     return None
 
 
@@ -382,6 +506,8 @@ def _phase_notes(old: TrainingJobStatus, new: TrainingJobStatus) -> tuple[Note, 
         return (Note("Normal", "Succeeded", message),)
     if new.phase == TrainingJobPhase.FAILED:
         return (Note("Warning", "Failed", f"attempt {new.attempt} failed"),)
+    if new.phase == TrainingJobPhase.BLOCKED:
+        return (Note("Warning", "Blocked", new.last_decision or "blocked by a budget"),)
     return ()
 
 

@@ -59,6 +59,7 @@ class ObjectMeta(StewardModel):
     namespace: DNSLabel | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+    creation_timestamp: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -47,6 +47,10 @@ class ModelFormat(StrEnum):
     SENTENCE_TRANSFORMERS = "SentenceTransformers"
 
 
+#: ``module.path:ClassName`` of a class that builds a model (for state dicts).
+ArchitectureRef = Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")]
+
+
 class ModelSource(StewardModel):
     """Where the model to compress is, and how to load it."""
 
@@ -54,7 +58,7 @@ class ModelSource(StewardModel):
         alias="storageUri", description="Local path or pvc://<claim>/<path> of the model."
     )
     format: ModelFormat
-    architecture: Annotated[str, Field(pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$")] | None = Field(
+    architecture: ArchitectureRef | None = Field(
         default=None, description="StateDict: 'module.path:ClassName' that builds the model."
     )
 
@@ -151,6 +155,11 @@ class CompressionJobSpec(StewardModel):
     resources: ResourceRequirements = Field(default_factory=ResourceRequirements)
     options: dict[str, Any] = Field(
         default_factory=dict, description="Method options passed to the runner as given."
+    )
+    auto_promote: bool = Field(
+        default=False,
+        description="Promote the chosen variant when the gate passes and the target allows it "
+        "(its spec.compression.autoPromote).",
     )
 
 

@@ -23,7 +23,13 @@ from steward.api.v1alpha1.common import (
     Priority,
     ShortName,
 )
-from steward.api.v1alpha1.compressionjob import CompressionMethod, CompressionMethods
+from steward.api.v1alpha1.compressionjob import (
+    ArchitectureRef,
+    CompressionMethod,
+    CompressionMethods,
+    Evaluation,
+)
+from steward.api.v1alpha1.compressionjob import ModelFormat as SourceFormat
 
 
 class ModelFormat(StewardModel):
@@ -61,11 +67,19 @@ class Predictor(StewardModel):
         default=1, description="Budget actions never scale the service below this."
     )
     max_replicas: Annotated[int, Field(ge=1, le=1000)] = 1
+    replicas: Annotated[int, Field(ge=0, le=1000)] | None = Field(
+        default=None,
+        description="Replicas to run while no budget action limits them (default minReplicas).",
+    )
     gpus_per_replica: Annotated[int, Field(ge=0, le=16)] = 1
     gpu_model: ShortName | None = None
     node_selector: dict[str, Annotated[str, Field(max_length=63)]] = Field(
         default_factory=dict,
         description="Node labels the predictor's pods also require (a node group, a zone).",
+    )
+    pod_annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict,
+        description="Annotations on the predictor's pods (metrics scraping, sidecars).",
     )
 
     rules: ClassVar[tuple[Rule, ...]] = (
@@ -75,7 +89,19 @@ class Predictor(StewardModel):
             field="maxReplicas",
             holds=lambda p: p.min_replicas <= p.max_replicas,
         ),
+        Rule(
+            cel="!has(self.replicas) || (self.replicas >= self.minReplicas "
+            "&& self.replicas <= self.maxReplicas)",
+            message="replicas must be between minReplicas and maxReplicas",
+            field="replicas",
+            holds=lambda p: p.replicas is None or p.min_replicas <= p.replicas <= p.max_replicas,
+        ),
     )
+
+    @property
+    def desired(self) -> int:
+        """Replicas wanted when nothing limits them."""
+        return self.min_replicas if self.replicas is None else self.replicas
 
 
 class SpotShare(StewardModel):
@@ -101,13 +127,42 @@ class SLO(StewardModel):
 
 
 class CompressionPreferences(StewardModel):
-    """Which compressed variants the service accepts, and whether Steward may switch to them."""
+    """Which compressed variants the service accepts, whether Steward may switch to them, and
+    what a CompressionJob for it needs. A CostPolicy's compression triggers start one only for
+    a service that sets ``sourceFormat`` and ``evaluation``."""
 
     allowed_methods: CompressionMethods = Field(
         default_factory=lambda: [CompressionMethod.DYNAMIC_INT8, CompressionMethod.BF16]
     )
     max_accuracy_drop: Fraction = 0.01
     auto_promote: bool = False
+    source_format: SourceFormat | None = Field(
+        default=None, description="How the compression runner loads the model at storageUri."
+    )
+    architecture: ArchitectureRef | None = Field(
+        default=None, description="StateDict: 'module.path:ClassName' that builds the model."
+    )
+    evaluation: Evaluation | None = Field(
+        default=None, description="The data compressed variants are measured on."
+    )
+    output_uri: Annotated[str, Field(min_length=1, max_length=2048)] | None = Field(
+        default=None,
+        alias="outputUri",
+        description="Where compression reports and artifacts go (default: storageUri + "
+        "'-compressed').",
+    )
+
+    rules: ClassVar[tuple[Rule, ...]] = (
+        Rule(
+            cel="!has(self.sourceFormat) || self.sourceFormat != 'StateDict' "
+            "|| has(self.architecture)",
+            message="architecture is required for a StateDict model",
+            field="architecture",
+            holds=lambda c: (
+                c.source_format != SourceFormat.STATE_DICT or c.architecture is not None
+            ),
+        ),
+    )
 
 
 class InferenceServiceSpec(StewardModel):
@@ -152,6 +207,11 @@ class InferenceServiceStatus(StewardModel):
         default=None,
         description="Cost of 1,000 requests in the newest accounted window; only where serving "
         "request metrics exist.",
+    )
+    gpu_utilization_percent: Percent | None = Field(
+        default=None,
+        description="Mean utilisation of the service's GPUs in the newest accounted window; only "
+        "where GPU utilisation metrics exist.",
     )
     accounted_until: datetime | None = Field(
         default=None, description="End of the newest window counted into cost and energy."
