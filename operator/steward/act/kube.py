@@ -76,6 +76,7 @@ INFERENCE_SERVICES: Final = Resource(f"{GROUP}/{VERSION}", "inferenceservices")
 BUDGETS: Final = Resource(f"{GROUP}/{VERSION}", "budgets")
 COST_POLICIES: Final = Resource(f"{GROUP}/{VERSION}", "costpolicies")
 COMPRESSION_JOBS: Final = Resource(f"{GROUP}/{VERSION}", "compressionjobs")
+GPU_NODE_POOLS: Final = Resource(f"{GROUP}/{VERSION}", "gpunodepools")
 NAMESPACES: Final = Resource("v1", "namespaces")
 
 

@@ -37,5 +37,7 @@ ANNOTATION_SPEC_HASH: Final = f"{GROUP}/spec-hash"
 #: On a TrainingJob or InferenceService: what the governor applied to it (JSON, see
 #: :class:`steward.api.directive.GovernorDirective`); the workload controllers overlay it.
 ANNOTATION_GOVERNOR: Final = f"{GROUP}/governor"
+#: On a Node: the GPUNodePool it belongs to (set by the Kwok provider; may be set by others).
+LABEL_NODE_POOL: Final = f"{GROUP}/node-pool"
 #: Name of the Lease the replicas of the operator elect their leader with.
 LEASE_NAME: Final = "steward-leader"

@@ -24,6 +24,7 @@ from typing import Final
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
+from steward.act.kwoknodes import KWOK_NODE_ANNOTATION
 from steward.devcluster import build
 from steward.devcluster.processes import (
     ClusterError,
@@ -46,8 +47,6 @@ COMPONENTS: Final = (
     "gpu-metrics",
     "prometheus",
 )
-#: Annotation that marks the nodes kwok simulates.
-KWOK_NODE_ANNOTATION: Final = "kwok.x-k8s.io/node"
 SCRAPE_INTERVAL_SECONDS: Final = 5
 
 
