@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from steward.api.v1alpha1.common import CapacityType
-from steward.cost.accounting import Attribution, account
+from steward.cost.accounting import Attribution, account, node_utilization
 from steward.cost.catalog import NodeIdentity, parse_catalog
 from steward.cost.usage import GPUSamples, Grid, NodeUsage, PodUsage, Usage, WorkloadRef
 
@@ -135,6 +135,15 @@ def test_gpu_utilization_is_the_time_weighted_mean_over_measured_steps_only() ->
     # Utilisation is the pod's alone: the node's idle carries none of it.
     assert ledger.idle["n"].measured_gpu_seconds == 0
     assert ledger.idle["n"].busy_gpu_seconds == 0
+
+
+def test_node_utilization_sums_every_gpu_sample_of_covered_steps() -> None:
+    busy = GPUSamples("GPU-1", "n", {}, utilization_percent=dict.fromkeys(range(13), 80.0))
+    idle = GPUSamples("GPU-2", "n", {}, utilization_percent=dict.fromkeys(range(13), 0.0))
+    other = GPUSamples("GPU-3", "m", {}, utilization_percent={5: 150.0})  # clamped
+    usage = _usage([_node("n", CapacityType.ON_DEMAND, 12)], [], [busy, idle, other],
+                   covered=set(range(13)) - {3})  # fmt: skip
+    assert node_utilization(usage) == {"n": (80.0 * 12, 24), "m": (100.0, 1)}
 
 
 def test_windows_split_at_any_moment_add_up_to_the_whole() -> None:

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from steward.api.v1alpha1.costpolicy import NodePoolRules
 from steward.api.v1alpha1.gpunodepool import GPUNodePool
 from steward.policy.autoscaling import (
+    BudgetFigures,
     PendingPod,
     PoolNode,
     PoolView,
@@ -101,7 +102,8 @@ def test_on_demand_takes_spot_eligible_work_only_after_the_fallback_delay() -> N
     views = [_view(_pool()), full_spot]
     early = {d.pool: d for d in autoscale(views, [_pod("a", 8, spot=True)], NOW)}
     assert early["od"].to_nodes == 0
-    assert "at maxNodes 0" in (early["spot"].blocked or "")
+    assert early["spot"].blocked is not None
+    assert early["spot"].blocked.text == "at maxNodes 0"
     late_pod = _pod("a", 8, spot=True, waited=timedelta(minutes=10))  # default fallback 10m
     late = {d.pool: d for d in autoscale(views, [late_pod], NOW)}
     assert late["od"].to_nodes == 1
@@ -111,7 +113,8 @@ def test_growth_respects_max_nodes_steps_and_cooldown() -> None:
     pods = [_pod(f"p{i}", 8) for i in range(6)]
     [capped] = autoscale([_view(_pool(maxNodes=3))], pods, NOW)
     assert capped.to_nodes == 3
-    assert "at maxNodes 3" in (capped.blocked or "")
+    assert capped.blocked is not None
+    assert capped.blocked.text == "at maxNodes 3"
     [stepped] = autoscale([_view(_pool(scaleUp={"maxStep": 2}))], pods, NOW)
     assert stepped.to_nodes == 2
     rules = NodePoolRules(max_scale_up_step=1)
@@ -120,25 +123,36 @@ def test_growth_respects_max_nodes_steps_and_cooldown() -> None:
     cooling = _view(_pool(), last_scale_up=NOW - timedelta(seconds=30))  # cooldown 1m
     [held] = autoscale([cooling], pods, NOW)
     assert not held.changes
-    assert "cooldown" in (held.blocked or "")
+    assert held.blocked is not None
+    assert held.blocked.key == "cooldown"
+
+
+def _figures(forecast: int, *, hours: float = 2, running: int = 0) -> BudgetFigures:
+    return BudgetFigures("team", Decimal(1000), Decimal(500), Decimal(forecast),
+                         NOW + timedelta(hours=hours), Decimal(running))  # fmt: skip
 
 
 def test_a_budget_cap_stops_growth_and_says_why() -> None:
-    cap = budget_cap("team", limit_usd=Decimal(1000), forecast_usd=Decimal(800),
-                     period_end=NOW + timedelta(hours=2), price_per_node_hour=Decimal(40),
-                     now=NOW)  # fmt: skip
-    assert cap.nodes == 2  # 200 USD / (40 USD/h x 2 h)
+    # 1000 - 500 spent - 300 committed (forecast) = 200 USD; a node: 40 USD/h x 2 h = 80 USD.
+    cap = budget_cap(_figures(800), Decimal(40), NOW)
+    assert cap.nodes == 2
     view = _view(_pool(), budget_caps={"team": cap})
     pods = [_pod(f"p{i}", 8, budgets=("team",)) for i in range(4)]
     [decision] = autoscale([view], pods, NOW)
     assert decision.to_nodes == 2
-    assert "Budget team has 200.00 USD left" in (decision.blocked or "")
+    assert decision.blocked is not None
+    assert decision.blocked.key == "budget/team"
+    assert "Budget team has 200.00 USD of 1000 USD left" in decision.blocked.text
     uncapped = replace(view, rules=NodePoolRules(budget_cap=False))
     assert autoscale([uncapped], pods, NOW)[0].to_nodes == 4
-    spent = budget_cap("team", limit_usd=Decimal(1000), forecast_usd=Decimal(1200),
-                       period_end=NOW + timedelta(hours=2), price_per_node_hour=Decimal(40),
-                       now=NOW)  # fmt: skip
-    assert spent.nodes == 0
+    assert budget_cap(_figures(1200), Decimal(40), NOW).nodes == 0
+
+
+def test_nodes_running_now_count_before_the_forecast_catches_up() -> None:
+    # The forecast still says 300 committed; 2 nodes at 98 USD/h for 2 h commit 392.
+    assert budget_cap(_figures(800, running=196), Decimal(40), NOW).nodes == 1
+    # Near the period's end a new node still counts for an hour: 200 / 40 = 5.
+    assert budget_cap(_figures(800, hours=1 / 60), Decimal(40), NOW).nodes == 5
 
 
 def test_scale_down_removes_only_long_idle_evictable_nodes_down_to_min() -> None:

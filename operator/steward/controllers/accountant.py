@@ -9,7 +9,7 @@ whatever the number of workloads; writes only for budgets and for workloads that
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,7 +25,7 @@ from steward.act.kube import (
 )
 from steward.api.schema import first_error
 from steward.api.v1alpha1.budget import Budget, BudgetStatus
-from steward.cost.accounting import Amounts, Attribution
+from steward.cost.accounting import Amounts, Attribution, node_utilization
 from steward.cost.catalog import PriceCatalog
 from steward.cost.usage import Grid, WorkloadRef
 from steward.observe.prometheus import Prometheus, PrometheusError, aligned_end
@@ -86,6 +86,8 @@ class CycleReport:
     budgets: int
     workloads_written: int
     stale: str | None = None
+    #: Per node: (sum, count) of its GPUs' utilisation samples in the window.
+    node_utilization: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 def run_cycle(accountant: Accountant, now: datetime) -> CycleReport:
@@ -122,7 +124,8 @@ def run_cycle(accountant: Accountant, now: datetime) -> CycleReport:
     written = _write_workloads(kube, book, training + serving)
     accountant.cursor = grid.end
     _, stale = book.freshness()
-    return CycleReport((grid.start, grid.end), queries, len(budgets), written, stale)
+    return CycleReport((grid.start, grid.end), queries, len(budgets), written, stale,
+                       node_utilization(usage))  # fmt: skip
 
 
 def _next_grid(accountant: Accountant, budgets: list[Raw], now: datetime) -> Grid | None:

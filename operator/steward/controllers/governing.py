@@ -1,7 +1,8 @@
 """One governor cycle: list in bulk, ``decide`` (pure), carry the plan out. Blocking; the loop
 runs it in a thread.
 
-Six list calls per cycle whatever the number of workloads; writes only for decisions. Enforce
+Nine list calls per cycle whatever the number of workloads or nodes; writes only for decisions
+(and each GPUNodePool's status). Enforce
 decisions patch the workload or create a CompressionJob (see :mod:`steward.act.governor`); DryRun
 decisions are recorded as Events once per distinct decision, so a standing DryRun decision does
 not repeat every cycle.
@@ -29,12 +30,16 @@ from steward.act.kube import (
     BUDGETS,
     COMPRESSION_JOBS,
     COST_POLICIES,
+    GPU_NODE_POOLS,
     INFERENCE_SERVICES,
     NAMESPACES,
+    NODES,
+    PODS,
     TRAINING_JOBS,
     Kube,
     KubeError,
 )
+from steward.api.constants import LABEL_ATTEMPT, LABEL_WORKLOAD
 from steward.api.directive import GovernorAction, read_directive
 from steward.api.schema import valid_objects
 from steward.api.v1alpha1.budget import Budget
@@ -44,11 +49,12 @@ from steward.api.v1alpha1.costpolicy import CostPolicy
 from steward.api.v1alpha1.inferenceservice import InferenceService
 from steward.api.v1alpha1.trainingjob import TrainingJob
 from steward.controllers import metrics
+from steward.controllers.scaling import PoolMemory, scale_pools
 from steward.cost.catalog import GPUHourPrices, PriceCatalog
 from steward.cost.usage import WorkloadRef
 from steward.policy.compression import CompressionRequest
 from steward.policy.governor import Decision, Plan, Snapshot, SpotEconomics, WorkloadView, decide
-from steward.policy.scope import WorkloadFacts
+from steward.policy.scope import WorkloadFacts, selects
 
 log = logging.getLogger("steward.governor")
 Raw = dict[str, Any]
@@ -63,6 +69,9 @@ class Governor:
     economics: SpotEconomics = field(default_factory=SpotEconomics)
     recorded: dict[WorkloadRef, str] = field(default_factory=dict)
     recorded_compressions: set[tuple[WorkloadRef, str]] = field(default_factory=set)
+    pools: PoolMemory = field(default_factory=PoolMemory)
+    #: Per node: (sum, count) of GPU utilisation samples in the newest accounted window.
+    node_utilization: dict[str, tuple[float, int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -106,6 +115,14 @@ def govern(governor: Governor, now: datetime) -> GovernReport:
         applied += _compress(governor, objects[request.ref], policy_raws, request, now)
     wanted = {(r.ref, r.name) for r in plan.compressions}
     governor.recorded_compressions &= wanted
+    by_ref = {view.facts.ref: view for view in views}
+    scale_pools(
+        kube, governor.catalog, governor.pools,
+        lists={"pools": kube.list(GPU_NODE_POOLS), "nodes": kube.list(NODES),
+               "pods": kube.list(PODS)},
+        budgets=budgets, policies=policies, now=now, utilization=governor.node_utilization,
+        budgets_of=lambda pod: _budgets_of(_pod_facts(pod, by_ref, namespaces), budgets),
+    )  # fmt: skip
     decided = {d.ref for d in plan.decisions}
     for ref in [r for r in governor.recorded if r not in decided and not _dry_pending(plan, r)]:
         del governor.recorded[ref]
@@ -201,6 +218,26 @@ def _view(raw: Raw, namespaces: dict[str, dict[str, str]]) -> WorkloadView | Non
     )
     directive = read_directive(meta.get("annotations"))
     return WorkloadView(facts, training=training, serving=serving, directive=directive)
+
+
+def _pod_facts(
+    pod: Raw, views: dict[WorkloadRef, WorkloadView], namespaces: dict[str, dict[str, str]]
+) -> WorkloadFacts:
+    """The workload a pod runs for (its TrainingJob or InferenceService), else the pod itself."""
+    meta = pod["metadata"]
+    labels = meta.get("labels") or {}
+    kind = "TrainingJob" if LABEL_ATTEMPT in labels else "InferenceService"
+    view = views.get(WorkloadRef(kind, meta["namespace"], labels.get(LABEL_WORKLOAD, "")))
+    if view is not None:
+        return view.facts
+    ref = WorkloadRef("", meta["namespace"], meta["name"])
+    return WorkloadFacts(ref, labels=labels, namespace_labels=namespaces.get(ref.namespace, {}))
+
+
+def _budgets_of(facts: WorkloadFacts, budgets: list[Budget]) -> tuple[str, ...]:
+    return tuple(
+        b.metadata.name or "" for b in budgets if b.status and selects(b.spec.scope, facts)
+    )
 
 
 def _prices(

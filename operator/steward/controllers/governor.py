@@ -72,25 +72,27 @@ async def _loop(
         if leading:
             accountant: Accountant | None = memo.get("accountant")
             if accountant is not None:
-                await _phase("accounting", _account, accountant)
+                await _phase("accounting", _account, accountant, governor)
             if leadership.holds():  # accounting may take a while: still the leader?
                 await _phase("governor", _govern, governor)
         await asyncio.sleep(interval)
 
 
-async def _phase(name: str, step: Any, subject: Any) -> None:
+async def _phase(name: str, step: Any, *subjects: Any) -> None:
     started = time.monotonic()
     try:
-        await asyncio.to_thread(step, subject)
+        await asyncio.to_thread(step, *subjects)
     except Exception:  # one bad cycle must not end the loop; the next one retries
         log.exception("%s cycle failed", name)
     metrics.CYCLE_SECONDS.labels(name).observe(time.monotonic() - started)
 
 
-def _account(accountant: Accountant) -> None:
+def _account(accountant: Accountant, governor: Governor) -> None:
     report = run_cycle(accountant, datetime.now(UTC))
     if report.window is None:
         return
+    if report.node_utilization:  # the newest window's; kept through a window without data
+        governor.node_utilization = report.node_utilization
     metrics.QUERIES_PER_CYCLE.set(report.queries)
     log.info(
         "accounted %s: %d queries, %d budgets, %d workloads%s",

@@ -286,6 +286,19 @@ def _count_requests(usage: Usage, covered: list[int], tally: _Tally) -> None:
             tally.add(tally.pods, key, Amounts(requests=total))
 
 
+def node_utilization(usage: Usage) -> dict[str, tuple[float, int]]:
+    """Per node: the sum of its GPUs' DCGM utilisation samples (percent, clamped to 0-100)
+    over the window's covered steps, and their count; a node with no samples is absent."""
+    sums: dict[str, tuple[float, int]] = {}
+    for gpu in usage.gpus:
+        samples = [gpu.utilization_percent.get(i) for i in sorted(usage.covered)]
+        values = [min(max(v, 0.0), 100.0) for v in samples if v is not None]
+        if values:
+            total, count = sums.get(gpu.node, (0.0, 0))
+            sums[gpu.node] = (total + sum(values), count + len(values))
+    return sums
+
+
 def _measure_utilization(usage: Usage, covered: list[int], tally: _Tally) -> None:
     step = _decimal(usage.grid.step_seconds)
     pods = {pod.key for pod in usage.pods}

@@ -13,8 +13,9 @@ capacity (the spot pool growing) until it has been pending ``spotFallbackAfter``
 that hosts it takes it, cheapest first.
 
 **Budget cap.** A node opened for a pod counts against every budget covering the pod's
-workload; a budget pays for at most ``floor((limit - forecast) / (node price x hours left))``
-more nodes of a pool until its period ends (with the policy's ``budgetCap``, the default).
+workload; a budget pays for at most as many more nodes of a pool as its money left after what
+is spent and committed covers until its period ends (:func:`budget_cap`; with the policy's
+``budgetCap``, the default).
 
 **Scale down.** Only without pending work for the pool: nodes that have held no GPU pod for
 ``scaleDown.idleTime`` (policy ``scaleDownIdleTime`` overrides) and host no non-evictable pod
@@ -38,6 +39,8 @@ from steward.policy.placement import PLATFORMS, gpu_model_requirements, node_mat
 from steward.snapshot import NodeRecord
 
 PodKey = tuple[str, str]
+#: The shortest time a budget cap counts a new node's cost for.
+MIN_CAP_HORIZON: Final = timedelta(hours=1)
 _INSTANCE_TYPE_LABEL: Final = "node.kubernetes.io/instance-type"
 
 
@@ -69,11 +72,19 @@ class PoolNode:
 
 
 @dataclass(frozen=True)
+class Limit:
+    """What holds a pool's growth: a stable ``key`` (to say it once) and the text with numbers."""
+
+    key: str
+    text: str
+
+
+@dataclass(frozen=True)
 class BudgetCap:
     """How many more nodes one budget can pay for until its period ends, and why."""
 
     nodes: int
-    reason: str
+    limit: Limit
 
 
 @dataclass(frozen=True)
@@ -107,7 +118,7 @@ class PoolDecision:
     reason: str
     remove: tuple[str, ...] = ()
     pods: tuple[PodKey, ...] = ()
-    blocked: str | None = None
+    blocked: Limit | None = None
 
     @property
     def changes(self) -> bool:
@@ -179,7 +190,7 @@ class _Room:
     free: list[int]
     opened: int = 0
     limit: int = 0
-    held: str | None = None
+    held: Limit | None = None
     pods: list[PodKey] = field(default_factory=list)
     by_budget: dict[str, int] = field(default_factory=dict)
 
@@ -209,18 +220,21 @@ def _room(view: PoolView, now: datetime) -> _Room:
     return _Room(free=free, limit=limit, held=held)
 
 
-def _growth_limit(view: PoolView, now: datetime) -> tuple[int, str | None]:
+def _growth_limit(view: PoolView, now: datetime) -> tuple[int, Limit]:
     """Most nodes the pool may add now (budgets aside), and what sets that limit."""
     spec = view.pool.spec
     if view.last_scale_up is not None and now - view.last_scale_up < spec.scale_up.cooldown:
-        return 0, f"scale-up cooldown until {(view.last_scale_up + spec.scale_up.cooldown)}"
-    limits = [(spec.max_nodes - view.desired, f"at maxNodes {spec.max_nodes}")]
-    limits.append((spec.scale_up.max_step, f"scaleUp.maxStep {spec.scale_up.max_step}"))
+        until = (view.last_scale_up + spec.scale_up.cooldown).isoformat()
+        return 0, Limit("cooldown", f"scale-up cooldown until {until}")
+    limits = [
+        (spec.max_nodes - view.desired, Limit("maxNodes", f"at maxNodes {spec.max_nodes}")),
+        (spec.scale_up.max_step, Limit("maxStep", f"scaleUp.maxStep {spec.scale_up.max_step}")),
+    ]
     if view.rules.max_scale_up_step is not None:
         step = view.rules.max_scale_up_step
-        limits.append((step, f"policy maxScaleUpStep {step}"))
-    nodes, reason = min(limits, key=lambda limit: limit[0])
-    return max(nodes, 0), reason
+        limits.append((step, Limit("policyMaxStep", f"policy maxScaleUpStep {step}")))
+    nodes, limit = min(limits, key=lambda pair: pair[0])
+    return max(nodes, 0), limit
 
 
 def _candidates(fitting: list[PoolView], pod: PendingPod, now: datetime) -> list[PoolView]:
@@ -258,7 +272,7 @@ def _open(room: _Room, view: PoolView, pod: PendingPod) -> bool:
         for budget in pod.budgets:
             cap = view.budget_caps.get(budget)
             if cap is not None and room.by_budget.get(budget, 0) >= cap.nodes:
-                room.held = cap.reason
+                room.held = cap.limit
                 return False
     room.opened += 1
     for budget in pod.budgets:
@@ -280,18 +294,17 @@ def _decide_pool(
         grow = spec.min_nodes - current
         return replace(base, to_nodes=spec.min_nodes, reason=f"{grow} node(s) up to minNodes")
     stuck = waiting.get(view.name, [])
+    blocked = room.held if stuck else None
     if room.opened:
         gpus = spec.gpus_per_node
         reason = (
             f"{len(room.pods)} pending pod(s) bin-packed onto {room.opened} new node(s) of "
             f"{gpus} GPU(s)"
         )
-        blocked = f"{len(stuck)} pod(s) still wait: {room.held}" if stuck else None
         return replace(base, to_nodes=current + room.opened, reason=reason,
                        pods=tuple(room.pods), blocked=blocked)  # fmt: skip
     if stuck:
-        return replace(base, reason="pending pods wait", blocked=f"{len(stuck)} pending "
-                       f"pod(s) wait: {room.held}")  # fmt: skip
+        return replace(base, reason=f"{len(stuck)} pending pod(s) wait", blocked=blocked)
     if room.pods:
         return replace(base, reason=f"{len(room.pods)} pending pod(s) fit existing nodes")
     return _scale_down(view, base, now)
@@ -325,25 +338,41 @@ def _removable(node: PoolNode, idle_time: timedelta, now: datetime) -> bool:
     )
 
 
-def budget_cap(
-    name: str,
-    *,
-    limit_usd: Decimal,
-    forecast_usd: Decimal,
-    period_end: datetime,
-    price_per_node_hour: Decimal,
-    now: datetime,
-) -> BudgetCap:
-    """Nodes budget ``name`` can still pay for at ``price_per_node_hour`` until ``period_end``."""
-    hours = Decimal((period_end - now).total_seconds()) / 3600
-    headroom = limit_usd - forecast_usd
-    if hours <= 0 or price_per_node_hour <= 0:
-        nodes = 0 if headroom <= 0 else 10**6
+@dataclass(frozen=True)
+class BudgetFigures:
+    """What a budget cap reads: the USD limit, spend and forecast, and the hourly cost of the
+    nodes running the budget's pods now (the forecast's burn rate lags the accounting)."""
+
+    name: str
+    limit_usd: Decimal
+    spent_usd: Decimal
+    forecast_usd: Decimal
+    period_end: datetime
+    running_usd_per_hour: Decimal = Decimal(0)
+
+
+def budget_cap(budget: BudgetFigures, price_per_node_hour: Decimal, now: datetime) -> BudgetCap:
+    """More nodes at ``price_per_node_hour`` the budget can pay for until its period ends::
+
+        committed = max(forecast - spent, running cost per hour x hours left)
+        nodes     = floor((limit - spent - committed) / (price x max(hours left, 1 h)))
+
+    A node added is counted for at least :data:`MIN_CAP_HORIZON` (one added just before the
+    period ends still runs on)."""
+    left = max(budget.period_end - now, timedelta(0))
+    hours_left = Decimal(left.total_seconds()) / 3600
+    horizon = max(hours_left, Decimal(MIN_CAP_HORIZON.total_seconds()) / 3600)
+    committed = max(budget.forecast_usd - budget.spent_usd,
+                    budget.running_usd_per_hour * hours_left)  # fmt: skip
+    headroom = budget.limit_usd - budget.spent_usd - committed
+    if price_per_node_hour <= 0:
+        nodes = 0 if headroom < 0 else 10**6
     else:
-        nodes = max(math.floor(headroom / (price_per_node_hour * hours)), 0)
-    reason = (
-        f"budget cap: Budget {name} has {headroom:.2f} USD left of {limit_usd} USD at forecast; "
-        f"a node costs {price_per_node_hour} USD/h x {hours:.2f} h left = "
-        f"{price_per_node_hour * max(hours, Decimal(0)):.2f} USD; {nodes} more node(s) affordable"
+        nodes = max(math.floor(headroom / (price_per_node_hour * horizon)), 0)
+    text = (
+        f"budget cap: Budget {budget.name} has {headroom:.2f} USD of {budget.limit_usd} USD "
+        f"left after {budget.spent_usd:.2f} spent and {committed:.2f} committed; a node costs "
+        f"{price_per_node_hour} USD/h x {horizon:.2f} h = {price_per_node_hour * horizon:.2f} "
+        f"USD; {nodes} more node(s) affordable"
     )
-    return BudgetCap(nodes, reason)
+    return BudgetCap(nodes, Limit(f"budget/{budget.name}", text))

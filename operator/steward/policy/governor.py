@@ -201,7 +201,7 @@ def decide(snapshot: Snapshot, policies: Sequence[CostPolicy], now: datetime) ->
             continue
         policy = governing_policy(policies, view.facts)
         budgets = [b for b in snapshot.budgets if b.status and selects(b.spec.scope, view.facts)]
-        stale = [b.metadata.name or "" for b in budgets if _stale(b)]
+        stale = [b.metadata.name or "" for b in budgets if data_stale(b)]
         if stale:
             if view.directive is not None or policy is not None:
                 deferred.append(Deferred(view.facts.ref, f"held: data of Budget {stale[0]} stale"))
@@ -395,7 +395,7 @@ def _compressions(
         if view.serving is None or policy is None:
             continue
         budgets = [b for b in snapshot.budgets if b.status and selects(b.spec.scope, view.facts)]
-        if any(_stale(b) for b in budgets):
+        if any(data_stale(b) for b in budgets):
             continue
         namespace = view.facts.ref.namespace
         request = compression_request(
@@ -483,7 +483,8 @@ def _strength(decision: Decision) -> int:
     return max((RANK[a] + 1 for a in actions), default=0)
 
 
-def _stale(budget: Budget) -> bool:
+def data_stale(budget: Budget) -> bool:
+    """Whether the budget's accounting data is stale (its ``DataStale`` condition is True)."""
     stale = condition(budget.status.conditions, DATA_STALE) if budget.status else None
     return stale is not None and stale.status.value == "True"
 
