@@ -73,6 +73,29 @@ def test_rendered_chart_is_valid_on_the_apiserver(
     kubectl(dev_cluster, "apply", "--dry-run=server", "-f", "-", stdin=rendered)
 
 
+def test_node_pool_providers_add_only_their_permissions(dev_cluster: ClusterState) -> None:
+    def rules(*sets: str) -> list[dict[str, object]]:
+        args = [a for s in sets for a in ("--set", s)]
+        rendered = _helm("template", "steward", str(CHART), *args)
+        role = next(d for d in yaml.safe_load_all(rendered) if d and d["kind"] == "ClusterRole")
+        return list(role["rules"])
+
+    base = rules()
+    assert not any("nodepools" in r["resources"] or "machines" in r["resources"] for r in base)
+    assert not any("delete" in r["verbs"] for r in base)
+    karpenter = rules("nodePoolProviders.karpenter=true")
+    added = [r for r in karpenter if r not in base]
+    assert added == [
+        {"apiGroups": ["karpenter.sh"], "resources": ["nodepools"], "verbs": ["get", "patch"]},
+        {"apiGroups": [""], "resources": ["nodes"], "verbs": ["delete"]},
+    ]
+    capi = [r for r in rules("nodePoolProviders.clusterAPI=true") if r not in base]
+    assert {"apiGroups": ["cluster.x-k8s.io"], "resources": ["machines"],
+            "verbs": ["patch"]} in capi  # fmt: skip
+    kwok = [r for r in rules("nodePoolProviders.kwok=true") if r not in base]
+    assert kwok == [{"apiGroups": [""], "resources": ["nodes"], "verbs": ["delete", "create"]}]
+
+
 def test_chart_ships_the_generated_crds() -> None:
     shipped = {p.name: p.read_text() for p in (CHART / "crds").glob("*.yaml")}
     assert shipped == {p.name: p.read_text() for p in (REPO / "crds").glob("*.yaml")}
