@@ -25,7 +25,7 @@ from steward.act.kube import (
 )
 from steward.api.schema import first_error
 from steward.api.v1alpha1.budget import Budget, BudgetStatus
-from steward.cost.accounting import Amounts, Attribution, node_utilization
+from steward.cost.accounting import Amounts, Attribution, Ledger, node_utilization
 from steward.cost.catalog import PriceCatalog
 from steward.cost.usage import Grid, WorkloadRef
 from steward.observe.prometheus import Prometheus, PrometheusError, aligned_end
@@ -88,6 +88,8 @@ class CycleReport:
     stale: str | None = None
     #: Per node: (sum, count) of its GPUs' utilisation samples in the window.
     node_utilization: dict[str, tuple[float, int]] = field(default_factory=dict)
+    #: The window's ledger (what each pod and each node's idle part cost), for the metrics.
+    ledger: Ledger | None = None
 
 
 def run_cycle(accountant: Accountant, now: datetime) -> CycleReport:
@@ -124,8 +126,10 @@ def run_cycle(accountant: Accountant, now: datetime) -> CycleReport:
     written = _write_workloads(kube, book, training + serving)
     accountant.cursor = grid.end
     _, stale = book.freshness()
-    return CycleReport((grid.start, grid.end), queries, len(budgets), written, stale,
-                       node_utilization(usage))  # fmt: skip
+    return CycleReport(
+        (grid.start, grid.end), queries, len(budgets), written, stale,
+        node_utilization=node_utilization(usage), ledger=book.between(book.start),
+    )  # fmt: skip
 
 
 def _next_grid(accountant: Accountant, budgets: list[Raw], now: datetime) -> Grid | None:

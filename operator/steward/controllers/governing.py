@@ -53,7 +53,15 @@ from steward.controllers.scaling import PoolMemory, scale_pools
 from steward.cost.catalog import GPUHourPrices, PriceCatalog
 from steward.cost.usage import WorkloadRef
 from steward.policy.compression import CompressionRequest
-from steward.policy.governor import Decision, Plan, Snapshot, SpotEconomics, WorkloadView, decide
+from steward.policy.governor import (
+    Decision,
+    Plan,
+    Snapshot,
+    SpotEconomics,
+    WorkloadView,
+    data_stale,
+    decide,
+)
 from steward.policy.scope import WorkloadFacts, selects
 
 log = logging.getLogger("steward.governor")
@@ -195,10 +203,7 @@ def _observe(plan: Plan, budgets: list[Budget]) -> None:
     metrics.DEFERRED.set(len(plan.deferred))
     metrics.SAVINGS.set(float(plan.savings_usd_per_hour))
     for budget in budgets:
-        if budget.status is not None:
-            metrics.BUDGET_UTILIZATION.labels(budget.metadata.name).set(
-                budget.status.utilization_percent
-            )
+        metrics.show_budget(budget, stale=data_stale(budget))
 
 
 def _view(raw: Raw, namespaces: dict[str, dict[str, str]]) -> WorkloadView | None:

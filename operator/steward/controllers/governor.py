@@ -69,6 +69,8 @@ async def _loop(
     while True:
         leading = leadership.holds()
         metrics.LEADER.set(1 if leading else 0)
+        if not leading:
+            metrics.step_down()
         if leading:
             accountant: Accountant | None = memo.get("accountant")
             if accountant is not None:
@@ -94,6 +96,8 @@ def _account(accountant: Accountant, governor: Governor) -> None:
     if report.node_utilization:  # the newest window's; kept through a window without data
         governor.node_utilization = report.node_utilization
     metrics.QUERIES_PER_CYCLE.set(report.queries)
+    if report.ledger is not None:
+        metrics.count_window(report.ledger.pods, report.ledger.idle.values())
     log.info(
         "accounted %s: %d queries, %d budgets, %d workloads%s",
         report.window, report.queries, report.budgets, report.workloads_written,
