@@ -48,6 +48,23 @@ COMPONENTS: Final = (
     "prometheus",
 )
 SCRAPE_INTERVAL_SECONDS: Final = 5
+#: The apiserver's audit log (JSON lines, under the workdir): every request a service account
+#: outside kube-system makes, at Metadata level. Tests prove the chart's RBAC with it.
+AUDIT_LOG: Final = "audit.log"
+#: Prometheus' file-based discovery of the operator's /metrics endpoints (JSON, under the
+#: workdir); :func:`scrape_operator` writes it.
+OPERATOR_TARGETS: Final = "operator-targets.json"
+#: Requests by the cluster's own controllers are not recorded; every other service account's are.
+_AUDIT_POLICY: Final = {
+    "apiVersion": "audit.k8s.io/v1",
+    "kind": "Policy",
+    "omitStages": ["RequestReceived"],
+    "rules": [
+        {"level": "None", "userGroups": ["system:serviceaccounts:kube-system"]},
+        {"level": "Metadata", "userGroups": ["system:serviceaccounts"]},
+        {"level": "None"},
+    ],
+}
 
 
 def default_workdir() -> Path:
@@ -206,6 +223,8 @@ class _Launcher:
                 serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
             )
         )
+        (self.workdir / "audit-policy.yaml").write_text(json.dumps(_AUDIT_POLICY) + "\n")
+        (self.workdir / OPERATOR_TARGETS).write_text("[]\n")
         tokens = self.workdir / "tokens.csv"
         tokens.write_text(f"{self.state.token},steward-admin,steward-admin,system:masters\n")
         tokens.chmod(0o600)
@@ -252,6 +271,10 @@ class _Launcher:
                 f"--service-account-signing-key-file={certs / 'sa.key'}",
                 "--service-cluster-ip-range=10.96.0.0/16",
                 "--allow-privileged=true",
+                f"--audit-policy-file={self.workdir / 'audit-policy.yaml'}",
+                f"--audit-log-path={self.workdir / AUDIT_LOG}",
+                "--audit-log-format=json",
+                "--audit-log-maxsize=0",
             ],
             lambda: http_ok(
                 f"{self.state.apiserver_url}/readyz",
@@ -336,7 +359,7 @@ class _Launcher:
             lambda: http_ok(self.state.gpu_metrics_url),
         )
         config = self.workdir / "prometheus.yml"
-        config.write_text(_prometheus_config(self.ports), encoding="utf-8")
+        config.write_text(_prometheus_config(self.ports, self.workdir), encoding="utf-8")
         self._start(
             "prometheus",
             [
@@ -381,9 +404,13 @@ def _kubeconfig(state: ClusterState) -> str:
     )
 
 
-def _prometheus_config(ports: dict[str, int]) -> str:
+def _prometheus_config(ports: dict[str, int], workdir: Path) -> str:
     # JSON is YAML: no templating library needed for three jobs.
     jobs = {"kube-state-metrics": ports["ksm"], "dcgm-exporter": ports["gpu-metrics"]}
+    operator = {
+        "job_name": "steward-operator",
+        "file_sd_configs": [{"files": [str(workdir / OPERATOR_TARGETS)], "refresh_interval": "5s"}],
+    }
     return (
         json.dumps(
             {
@@ -392,18 +419,40 @@ def _prometheus_config(ports: dict[str, int]) -> str:
                     "evaluation_interval": f"{SCRAPE_INTERVAL_SECONDS}s",
                 },
                 "scrape_configs": [
-                    {
-                        "job_name": job,
-                        "honor_labels": True,
-                        "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
-                    }
-                    for job, port in jobs.items()
+                    *(
+                        {
+                            "job_name": job,
+                            "honor_labels": True,
+                            "static_configs": [{"targets": [f"127.0.0.1:{port}"]}],
+                        }
+                        for job, port in jobs.items()
+                    ),
+                    operator,
                 ],
             },
             indent=2,
         )
         + "\n"
     )
+
+
+def scrape_operator(state: ClusterState, targets: list[str]) -> None:
+    """Have Prometheus scrape the operator's /metrics at ``targets`` (``host:port``), as a
+    ServiceMonitor would in a real cluster; an empty list stops it."""
+    path = Path(state.workdir) / OPERATOR_TARGETS
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps([{"targets": targets}] if targets else []) + "\n")
+    temporary.replace(path)  # Prometheus never reads half a file
+
+
+def audit_events(state: ClusterState) -> list[dict[str, object]]:
+    """The audit log's events so far (see :data:`AUDIT_LOG`), oldest first."""
+    path = Path(state.workdir) / AUDIT_LOG
+    if not path.is_file():
+        return []
+    text = path.read_text(encoding="utf-8", errors="replace")
+    complete = text[: text.rfind("\n") + 1]  # the apiserver may be writing the last line
+    return [json.loads(line) for line in complete.splitlines() if line.startswith("{")]
 
 
 def kubectl(state: ClusterState, *args: str, stdin: str | None = None) -> str:
