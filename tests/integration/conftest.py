@@ -8,8 +8,10 @@ tests are skipped with the reason; with ``STEWARD_REQUIRE_CLUSTER=1`` (CI) they 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
@@ -32,6 +34,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.nodeid.split("/"):
             item.add_marker(pytest.mark.integration)
+    # Tests that judge what the whole suite did run last (stable order otherwise).
+    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
 
 
 @pytest.fixture(scope="session")
@@ -47,9 +51,62 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.Cl
     state = cluster.up(workdir, tie_to_parent=True, report=lambda _line: None)
     try:
         cluster.install_crds(state, REPO / "crds")
+        install_operator_identity(state)
         yield state
     finally:
         cluster.down(workdir)
+
+
+#: Where the chart's ServiceAccount, its Lease and its namespaced RBAC live in the tests.
+OPERATOR_NAMESPACE = "steward-system"
+#: Release name of the chart's RBAC in the tests: the ServiceAccount is called this.
+OPERATOR_RELEASE = "steward"
+#: The chart's values for the tests: every node-pool provider the suite drives.
+CHART_TEST_VALUES = (
+    "nodePoolProviders.kwok=true",
+    "nodePoolProviders.clusterAPI=true",
+    "nodePoolProviders.karpenter=true",
+)
+
+
+def helm(*args: str) -> str:
+    """Run the built helm; fail the test with its error output."""
+    result = subprocess.run(
+        [str(build.binaries()["helm"]), *args], capture_output=True, text=True, check=False
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+def chart_rbac() -> str:
+    """The chart's ServiceAccount and RBAC objects, as the tests install them."""
+    sets = [a for value in CHART_TEST_VALUES for a in ("--set", value)]
+    return helm(
+        "template", OPERATOR_RELEASE, str(REPO / "charts" / "steward"),
+        "--namespace", OPERATOR_NAMESPACE, *sets,
+        "--show-only", "templates/serviceaccount.yaml", "--show-only", "templates/rbac.yaml",
+    )  # fmt: skip
+
+
+def install_operator_identity(state: cluster.ClusterState) -> None:
+    """Install the chart's ServiceAccount and RBAC and write a kubeconfig with a token of that
+    ServiceAccount (``operator-kubeconfig``): the operator runs in the tests with exactly the
+    permissions the chart grants, and the apiserver's audit log records what it asks for."""
+    cluster.kubectl(state, "create", "namespace", OPERATOR_NAMESPACE)
+    cluster.kubectl(state, "apply", "-f", "-", stdin=chart_rbac())
+    token = cluster.kubectl(
+        state, "create", "token", OPERATOR_RELEASE, "-n", OPERATOR_NAMESPACE, "--duration=24h"
+    ).strip()
+    config = json.loads(Path(state.kubeconfig).read_text(encoding="utf-8"))
+    config["users"] = [{"name": "steward-operator", "user": {"token": token}}]
+    config["contexts"][0]["context"]["user"] = "steward-operator"
+    path = operator_kubeconfig(state)
+    path.write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+
+
+def operator_kubeconfig(state: cluster.ClusterState) -> Path:
+    return Path(state.workdir) / "operator-kubeconfig"
 
 
 @pytest.fixture(scope="session")
@@ -88,6 +145,37 @@ def eventually(check: Callable[[], T | None], *, timeout: float = 60, what: str 
         time.sleep(0.25)
 
 
+def install_stub_crds(core: client.CoreV1Api, *crds: dict[str, Any]) -> None:
+    """Install CRDs of other projects' kinds (schema-less) and wait until they serve; no
+    controller of theirs runs. Already installed ones are kept."""
+    api = client.ApiextensionsV1Api(core.api_client)
+    for crd in crds:
+        try:
+            api.create_custom_resource_definition(crd)  # type: ignore[arg-type]
+        except client.ApiException as error:
+            if error.status != 409:
+                raise
+    for crd in crds:
+        eventually(lambda c=crd: any(  # type: ignore[misc]
+            cond.type == "Established" and cond.status == "True"
+            for cond in api.read_custom_resource_definition(c["metadata"]["name"]).status.conditions
+            or []), timeout=30, what="CRD established")  # fmt: skip
+
+
+def stub_crd(group: str, version: str, kind: str, plural: str, *, namespaced: bool = True
+             ) -> dict[str, Any]:  # fmt: skip
+    """A CRD that accepts any object of ``kind``, as a stand-in for another project's CRD."""
+    schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    return {
+        "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+        "metadata": {"name": f"{plural}.{group}"},
+        "spec": {"group": group, "scope": "Namespaced" if namespaced else "Cluster",
+                 "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
+                 "versions": [{"name": version, "served": True, "storage": True,
+                               "schema": schema}]},
+    }  # fmt: skip
+
+
 def pod_phase(pod: Any) -> str | None:
     return pod.status.phase if pod is not None and pod.status is not None else None
 
@@ -120,6 +208,7 @@ class Operator:
             "--accounting-step", str(ACCOUNTING_STEP), "--accounting-interval", "3",
             "--accounting-lag", "7", "--max-sample-age", "12", "--prometheus-timeout", "3",
             "--lease-seconds", str(LEASE_SECONDS), "--metrics-port", str(self.metrics_port),
+            "--lease-namespace", OPERATOR_NAMESPACE,
         ]  # fmt: skip
         if self.identity:
             argv += ["--identity", self.identity]
@@ -186,11 +275,13 @@ def operator(
     catalog = workdir / "catalog.yaml"
     catalog.write_text(TEST_CATALOG, encoding="utf-8")
     running = Operator(
-        str(dev_cluster.kubeconfig), workdir / "log", dev_cluster.prometheus_url, catalog
+        str(operator_kubeconfig(dev_cluster)), workdir / "log", dev_cluster.prometheus_url, catalog
     )
     running.start()
+    cluster.scrape_operator(dev_cluster, [f"127.0.0.1:{running.metrics_port}"])
     try:
         yield running
     finally:
+        cluster.scrape_operator(dev_cluster, [])
         running.kill()
         print("operator log (tail):\n" + processes.log_tail(running.log, 40))

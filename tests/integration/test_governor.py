@@ -26,8 +26,10 @@ from steward.devcluster.nodes import GPUNode, add_node
 from steward.observe.prometheus import aligned_end
 from tests.integration.conftest import (
     ACCOUNTING_STEP,
+    LEASE_SECONDS,
     METRICS_PORT,
     ON_DEMAND_USD_PER_HOUR,
+    OPERATOR_NAMESPACE,
     Operator,
     eventually,
 )
@@ -323,12 +325,15 @@ def test_a_killed_leaders_standby_takes_over_and_applies_nothing_twice(
         eventually(lambda: _directive(custom, "trainingjobs", "low", team), timeout=90,
                    what="the leader's first directive")  # fmt: skip
         operator.kill()
+        killed = time.monotonic()
         leases = client.CoordinationV1Api(core.api_client)
         eventually(
-            lambda: leases.read_namespaced_lease(LEASE_NAME, "default").spec.holder_identity
-            == identity,
+            lambda: leases.read_namespaced_lease(LEASE_NAME, OPERATOR_NAMESPACE)
+            .spec.holder_identity == identity,
             timeout=30, what="the standby holding the lease",
         )  # fmt: skip
+        # Within the lease time: it expires, and the standby retries every third of it.
+        assert time.monotonic() - killed <= LEASE_SECONDS * 4 / 3 + 2
         # The standby carries the ladder on: the service at its minimum, low suspended.
         eventually(
             lambda: _object(custom, "trainingjobs", "low", team)["status"]["phase"] == "Suspended"

@@ -19,7 +19,12 @@ from steward.api.constants import GROUP, VERSION
 from steward.api.v1alpha1.gpunodepool import GPUNodePool
 from steward.devcluster.kube import list_items
 from steward.observe.prometheus import aligned_end
-from tests.integration.conftest import ACCOUNTING_STEP, ON_DEMAND_USD_PER_HOUR, eventually
+from tests.integration.conftest import (
+    ACCOUNTING_STEP,
+    ON_DEMAND_USD_PER_HOUR,
+    eventually,
+    install_stub_crds,
+)
 from tests.integration.test_accounting import GROUP_LABEL, _namespace, _object, _rfc3339, custom
 from tests.integration.test_accounting import tag as _tag
 
@@ -231,18 +236,7 @@ NODEPOOL_CRD = {
 
 
 def _install_crds(core: client.CoreV1Api) -> None:
-    api = client.ApiextensionsV1Api(core.api_client)
-    for crd in (MACHINE_DEPLOYMENT_CRD, MACHINE_CRD, NODEPOOL_CRD):
-        try:
-            api.create_custom_resource_definition(crd)  # type: ignore[arg-type]
-        except client.ApiException as error:
-            if error.status != 409:
-                raise
-    for crd in (MACHINE_DEPLOYMENT_CRD, MACHINE_CRD, NODEPOOL_CRD):
-        eventually(lambda c=crd: any(  # type: ignore[misc]
-            cond.type == "Established" and cond.status == "True"
-            for cond in api.read_custom_resource_definition(c["metadata"]["name"]).status.conditions
-            or []), timeout=30, what="CRD established")  # fmt: skip
+    install_stub_crds(core, MACHINE_DEPLOYMENT_CRD, MACHINE_CRD, NODEPOOL_CRD)
 
 
 def _provider_pool(kind: str, api_version: str, name: str, namespace: str | None) -> GPUNodePool:
