@@ -177,7 +177,11 @@ def test_helm_install_creates_every_object(
     try:
         manifest = _helm("get", "manifest", release, "--namespace", namespace, kubeconfig)
         objects = [d for d in yaml.safe_load_all(manifest) if d]
-        assert len(objects) == 17, sorted(o["kind"] for o in objects)
+        assert sorted(o["kind"] for o in objects) == [
+            "Budget", "ClusterRole", "ClusterRoleBinding", "ConfigMap", "ConfigMap", "CostPolicy",
+            "Deployment", "NetworkPolicy", "PodDisruptionBudget", "PrometheusRule", "Role",
+            "RoleBinding", "Service", "ServiceAccount", "ServiceMonitor",
+        ]  # fmt: skip
         for obj in objects:
             meta = obj["metadata"]
             where = ["-n", meta["namespace"]] if meta.get("namespace") else []
@@ -219,33 +223,36 @@ tests:
   - interval: 1m
     input_series:
       - series: 'steward_budget_utilization_percent{budget="team-a", instance="leader"}'
-        values: '50+2x40'
+        values: '50+1x60'
       - series: 'steward_budget_utilization_percent{budget="team-b", instance="leader"}'
-        values: '10x40'
+        values: '10x60'
       - series: 'steward_leader{instance="leader"}'
-        values: '1x10 0x30'
+        values: '1x10 0x50'
       - series: 'steward_leader{instance="standby"}'
-        values: '0x40'
+        values: '0x60'
     alert_rule_test:
-      - eval_time: 20m
+      - eval_time: 40m
+        alertname: StewardBudgetWarning
+        exp_alerts: []
+      - eval_time: 45m
         alertname: StewardBudgetWarning
         exp_alerts:
           - exp_labels: {severity: warning, budget: team-a}
             exp_annotations:
-              summary: "Budget team-a has spent 90 % of its limit"
+              summary: "Budget team-a has spent 95 % of its limit"
               description: >-
                 Steward's ladder acts at the budget's thresholds; `steward explain` shows
                 what it did.
-      - eval_time: 20m
+      - eval_time: 52m
         alertname: StewardBudgetExceeded
         exp_alerts: []
-      - eval_time: 36m
+      - eval_time: 56m
         alertname: StewardBudgetExceeded
         exp_alerts:
           - exp_labels: {severity: critical, budget: team-a}
             exp_annotations:
-              summary: "Budget team-a is over its limit (122 %)"
-      - eval_time: 36m
+              summary: "Budget team-a is over its limit (106 %)"
+      - eval_time: 56m
         alertname: StewardBudgetWarning
         exp_alerts: []
       - eval_time: 13m

@@ -82,10 +82,12 @@ def test_every_dashboard_query_returns_data_from_the_running_operator(
         result = prometheus.custom_query(query)
         return float(result[0]["value"][1]) if result else None
 
-    rate = eventually(lambda: (spot_rate() or 0) > 0 and spot_rate(), timeout=150,
-                      what="the team's spot cost in Prometheus")  # fmt: skip
-    # 4 of 8 spot GPUs: rate() over counters bumped once per window is coarse; within 50 %.
-    assert rate == pytest.approx(4 / 8 * SPOT_USD_PER_HOUR, rel=0.5)
+    # 4 of 8 spot GPUs at the catalog's spot price. rate() over a counter bumped once per
+    # accounted window is coarse, and low while the series is younger than its range: within
+    # 25 % once a full minute of it is there.
+    expected = 4 / 8 * SPOT_USD_PER_HOUR
+    eventually(lambda: abs((spot_rate() or 0) - expected) <= 0.25 * expected, timeout=180,
+               what=f"the team's spot cost rate in Prometheus near {expected} USD/h")  # fmt: skip
     eventually(lambda: _series(prometheus, f'steward_budget_spent{{budget="{budget}"}}'),
                timeout=60, what="the budget's gauges in Prometheus")  # fmt: skip
 
