@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from steward.api.constants import ANNOTATION_GOVERNOR, GROUP, LEASE_NAME, VERSION
 from steward.cli import main
-from steward.devcluster import processes
+from steward.devcluster import cluster, processes
 from steward.devcluster.kube import list_items
 from steward.devcluster.nodes import GPUNode, add_node
 from steward.observe.prometheus import aligned_end
@@ -164,7 +164,11 @@ def _budget_actions(custom: client.CustomObjectsApi, tag: str) -> list[str]:
 
 
 def test_the_ladder_acts_in_order_and_reverses_at_the_period_reset(
-    core: client.CoreV1Api, custom: client.CustomObjectsApi, tag: str, operator: Operator
+    core: client.CoreV1Api,
+    custom: client.CustomObjectsApi,
+    tag: str,
+    operator: Operator,
+    dev_cluster: cluster.ClusterState,
 ) -> None:
     # 120 USD/h in scope (8 + 1 + 3 on-demand GPUs at 10 USD/GPU-hour): 80 % in about a minute.
     rate = 12 * ON_DEMAND_USD_PER_HOUR / 8
@@ -217,9 +221,9 @@ def test_the_ladder_acts_in_order_and_reverses_at_the_period_reset(
     assert f"bud-{tag}" in admitted["message"]
     assert not batch.list_namespaced_job(team, label_selector="steward.ai/workload=late").items
 
-    # `steward explain` says what is in force on low and why, with the budget's numbers.
+    # `steward explain` (a person's credentials) says what is in force on low and why.
     explained = CliRunner().invoke(
-        main, ["explain", "trainingjob/low", "-n", team, "--kubeconfig", operator.kubeconfig]
+        main, ["explain", "trainingjob/low", "-n", team, "--kubeconfig", dev_cluster.kubeconfig]
     )
     assert explained.exit_code == 0, explained.output
     assert f"SuspendLowPriority by policy gov-{tag}" in explained.output

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from steward.act.kube import Kube
+from steward.act.kube import Kube, load_client
 from steward.act.nodepools import ClusterAPIProvider, KarpenterProvider
 from steward.api.constants import GROUP, VERSION
 from steward.api.v1alpha1.gpunodepool import GPUNodePool
@@ -24,6 +24,7 @@ from tests.integration.conftest import (
     ON_DEMAND_USD_PER_HOUR,
     eventually,
     install_stub_crds,
+    operator_kubeconfig,
 )
 from tests.integration.test_accounting import GROUP_LABEL, _namespace, _object, _rfc3339, custom
 from tests.integration.test_accounting import tag as _tag
@@ -250,10 +251,11 @@ def _provider_pool(kind: str, api_version: str, name: str, namespace: str | None
 
 
 def test_cluster_api_and_karpenter_providers_change_the_right_fields(
-    core: client.CoreV1Api, custom: client.CustomObjectsApi, tag: str
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, tag: str, dev_cluster: Any
 ) -> None:
     _install_crds(core)
-    kube = Kube(core.api_client)
+    # The providers act with the operator's identity: the chart's ServiceAccount and roles.
+    kube = Kube(load_client(str(operator_kubeconfig(dev_cluster))))
     team = _namespace(core, f"pool-d-{tag}", tag)
     custom.create_namespaced_custom_object("cluster.x-k8s.io", "v1beta1", team,
                                            "machinedeployments", {

@@ -1,7 +1,5 @@
 """kopf is configured with the names fixed in the design."""
 
-import logging
-
 import kopf
 
 from steward.api.constants import FINALIZER
@@ -16,7 +14,7 @@ def test_settings_use_steward_names_and_bounded_watches() -> None:
     assert isinstance(progress, kopf.AnnotationsProgressStorage)
     assert progress.prefix == "steward.ai"
     assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
-    assert settings.posting.level == logging.WARNING
+    assert settings.posting.enabled is False
     assert settings.watching.server_timeout == WATCH_SERVER_TIMEOUT
     assert settings.watching.client_timeout is not None
     assert settings.watching.client_timeout == WATCH_CLIENT_TIMEOUT > WATCH_SERVER_TIMEOUT

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 from typing import Any, Final
 
 import kopf
@@ -23,7 +22,8 @@ def configure(settings: kopf.OperatorSettings) -> None:
     - finalizer ``steward.ai/finalizer``;
     - handler progress and diff-base in annotations under ``steward.ai/`` (never in status,
       which belongs to Steward's own typed status);
-    - kopf's own Events only for warnings and errors: Steward posts its decisions itself;
+    - no Events from kopf itself: Steward posts its own (events.k8s.io), and kopf's handler
+      errors go to the log; so the operator needs no core/v1 Event permission;
     - bounded watch timeouts, so a silently dropped connection is noticed.
     """
     settings.persistence.finalizer = FINALIZER
@@ -33,8 +33,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
     settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=KOPF_STORAGE_PREFIX, key="last-handled-configuration"
     )
-    settings.posting.level = logging.WARNING
-    settings.posting.reporting_component = "steward"
+    settings.posting.enabled = False
     settings.watching.server_timeout = WATCH_SERVER_TIMEOUT
     settings.watching.client_timeout = WATCH_CLIENT_TIMEOUT
     settings.watching.connect_timeout = CONNECT_TIMEOUT
