@@ -12,6 +12,7 @@ from rich.console import Console
 from steward import crdgen, refdoc
 from steward.devcluster.cli import dev_cluster
 from steward.policy.placement import PLATFORMS
+from steward.sim.command import simulate
 from steward.validation import validate_paths
 
 if TYPE_CHECKING:
@@ -361,6 +362,7 @@ def explain(target: str, namespace: str, kubeconfig: str | None) -> None:
 
 
 main.add_command(dev_cluster)
+main.add_command(simulate)
 
 
 if __name__ == "__main__":
