@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from steward import crdgen, refdoc
+from steward.compress.command import compress
 from steward.devcluster.cli import dev_cluster
 from steward.policy.placement import PLATFORMS
 from steward.sim.command import simulate
@@ -363,6 +364,7 @@ def explain(target: str, namespace: str, kubeconfig: str | None) -> None:
 
 main.add_command(dev_cluster)
 main.add_command(simulate)
+main.add_command(compress)
 
 
 if __name__ == "__main__":

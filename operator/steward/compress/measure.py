@@ -1,0 +1,114 @@
+"""Measuring a model on the target hardware: size on disk, parameters, latency p50/p95 and
+throughput per batch size (after warm-up, threads pinned, medians), accuracy on the evaluation
+set. Latency is measured, never assumed: a wrong kernel can be far slower than no compression.
+"""
+
+from __future__ import annotations
+
+import io
+import statistics
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+from steward.compress.data import Dataset
+from steward.compress.gate import Measurement
+
+
+@dataclass(frozen=True)
+class Timing:
+    """How latency is measured."""
+
+    batch_sizes: Sequence[int] = (1,)
+    warmup: int = 5
+    iterations: int = 30
+    threads: int = 1
+
+
+def measure(
+    name: str,
+    method: str | None,
+    model: nn.Module,
+    data: Dataset,
+    timing: Timing,
+    *,
+    device: str = "cpu",
+) -> Measurement:
+    """Every figure of ``model`` on ``data``; latency at the largest batch size gates."""
+    torch.set_num_threads(timing.threads)
+    correct = accuracy_count(model, data, device)
+    latencies = {b: latency_ms(model, data, b, timing, device) for b in timing.batch_sizes}
+    largest = max(timing.batch_sizes)
+    p50, p95 = latencies[largest]
+    return Measurement(
+        name=name,
+        method=method,
+        size_bytes=size_bytes(model),
+        parameters=parameter_count(model),
+        latency_p50_ms=p50,
+        latency_p95_ms=p95,
+        throughput_per_s=largest / (p50 / 1000) if p50 > 0 else 0.0,
+        correct=correct,
+        samples=len(data),
+    )
+
+
+def accuracy_count(model: nn.Module, data: Dataset, device: str = "cpu") -> int:
+    """How many evaluation samples the model classifies right (argmax of its output)."""
+    correct = 0
+    with torch.inference_mode():
+        for start in range(0, len(data), 256):
+            inputs = data.inputs[start : start + 256].to(device)
+            predicted = model(inputs).argmax(dim=1).cpu()
+            correct += int((predicted == data.labels[start : start + 256]).sum())
+    return correct
+
+
+def latency_ms(
+    model: nn.Module, data: Dataset, batch: int, timing: Timing, device: str = "cpu"
+) -> tuple[float, float]:
+    """Median and 95th percentile of ``timing.iterations`` forward passes of ``batch`` samples
+    after ``timing.warmup`` untimed ones."""
+    index = torch.arange(batch) % len(data)
+    inputs = data.inputs[index].to(device)
+    times = []
+    with torch.inference_mode():
+        for i in range(timing.warmup + timing.iterations):
+            _sync(device)
+            started = time.perf_counter()
+            model(inputs)
+            _sync(device)
+            if i >= timing.warmup:
+                times.append((time.perf_counter() - started) * 1000)
+    ordered = sorted(times)
+    p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
+    return statistics.median(ordered), p95
+
+
+def size_bytes(model: nn.Module) -> int:
+    """Bytes of the model's serialised state (what a checkpoint of it weighs on disk)."""
+    buffer = io.BytesIO()
+    torch.save(model.state_dict(), buffer)
+    return buffer.tell()
+
+
+def parameter_count(model: nn.Module) -> int:
+    """Stored numbers in the model's state: parameters, buffers and packed quantized weights."""
+    return sum(_numel(value) for value in model.state_dict().values())
+
+
+def _numel(value: Any) -> int:
+    if isinstance(value, torch.Tensor):
+        return int(value.numel())
+    if isinstance(value, tuple | list):
+        return sum(_numel(v) for v in value)
+    return 0
+
+
+def _sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
