@@ -10,6 +10,7 @@ import click
 from rich.console import Console
 
 from steward import crdgen, refdoc
+from steward.api.constants import DEFAULT_COMPRESSION_IMAGE
 from steward.compress.command import compress
 from steward.devcluster.cli import dev_cluster
 from steward.policy.placement import PLATFORMS
@@ -219,6 +220,12 @@ def validate(paths: tuple[Path, ...]) -> None:
     help="Act only while holding the Lease (run several replicas; one acts).",
 )
 @click.option(
+    "--compression-image",
+    default=DEFAULT_COMPRESSION_IMAGE,
+    show_default=True,
+    help="Image of the compression runner's Jobs when a CompressionJob names none.",
+)
+@click.option(
     "--lease-namespace",
     envvar="POD_NAMESPACE",
     default="default",
@@ -269,7 +276,11 @@ def run(
         namespaces,
         None if liveness == "none" else liveness,
         json_logs=json_logs,
-        workloads=WorkloadSettings(capacity_labels=capacity_labels, resync_seconds=resync_seconds),
+        workloads=WorkloadSettings(
+            capacity_labels=capacity_labels,
+            resync_seconds=resync_seconds,
+            compression_image=options["compression_image"],
+        ),
         accounting=_accounting_options(capacity_labels, options),
         governor=_governor_options(options),
         lease=_lease_settings(options),

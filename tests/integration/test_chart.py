@@ -93,6 +93,7 @@ def test_rendered_chart_is_valid_on_the_apiserver(
         "--attribution=Requested",
         "--preemptions-per-hour=0.1",
         "--prometheus-timeout=30",
+        "--compression-image=ghcr.io/steward-ai/steward-compress:0.1.0",
     ]
     assert deployment["spec"]["replicas"] == 2
     assert container["readinessProbe"]["httpGet"]["path"] == "/healthz"

@@ -37,7 +37,11 @@ ANNOTATION_SPEC_HASH: Final = f"{GROUP}/spec-hash"
 #: On a TrainingJob or InferenceService: what the governor applied to it (JSON, see
 #: :class:`steward.api.directive.GovernorDirective`); the workload controllers overlay it.
 ANNOTATION_GOVERNOR: Final = f"{GROUP}/governor"
+#: On a compression runner's Job and pods: the CompressionJob they run.
+LABEL_COMPRESSION_JOB: Final = f"{GROUP}/compression-job"
 #: On a Node: the GPUNodePool it belongs to (set by the Kwok provider; may be set by others).
 LABEL_NODE_POOL: Final = f"{GROUP}/node-pool"
 #: Name of the Lease the replicas of the operator elect their leader with.
 LEASE_NAME: Final = "steward-leader"
+#: The compression runner image of this release (the Dockerfile's compress-runner target).
+DEFAULT_COMPRESSION_IMAGE: Final = "ghcr.io/steward-ai/steward-compress:0.1.0"

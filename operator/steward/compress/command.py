@@ -6,6 +6,7 @@ every other command."""
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Any
 
 import click
@@ -50,6 +51,8 @@ def _methods(text: str) -> list[CompressionMethod]:
               help="Price of the serving hardware, for the cost per 1000 requests.")  # fmt: skip
 @click.option("--options", "options_json", default="{}", help="Method options as JSON.")
 @click.option("--out", "out_uri", required=True, help="Folder for report.json and model.pt.")
+@click.option("--result-file", type=click.Path(dir_okay=False, path_type=Path),
+              help="Also write the result here (the termination message).")  # fmt: skip
 def compress(**given: Any) -> None:
     """Make compressed variants of a model, measure each, and choose one by the gate."""
     try:
@@ -83,6 +86,11 @@ def compress(**given: Any) -> None:
     )  # fmt: skip
     report = run(request, report=console.print)
     console.print(_table(report))
+    if given["result_file"] is not None:
+        from steward.api.compression_result import encode  # noqa: PLC0415
+        from steward.compress.runner import runner_result  # noqa: PLC0415
+
+        given["result_file"].write_text(encode(runner_result(report)))
     click.echo(json.dumps({"chosenVariant": report["chosenVariant"],
                            "accepted": report["accepted"]}))  # fmt: skip
 

@@ -18,7 +18,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from steward.api.v1alpha1.compressionjob import CompressionMethod, Gate
+from steward.api.compression_result import RunnerResult
+from steward.api.v1alpha1.compressionjob import CompressionMethod, Gate, VariantResult
 from steward.compress.data import Dataset
 from steward.compress.gate import Measurement, Verdict, judge, with_cost
 from steward.compress.measure import Timing, measure
@@ -85,6 +86,29 @@ def run(request: Request, report: Callable[[str], None] = lambda _line: None) ->
         result["artifactUri"], result["artifactFormat"] = str(artifact), kind
     (request.output / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def runner_result(report: dict[str, Any]) -> RunnerResult:
+    """The report as the controller reads it (the CompressionJob status' variant rows)."""
+    variants = [
+        VariantResult.model_validate(
+            {
+                "name": row["name"], "method": row["method"], "sizeBytes": row["sizeBytes"],
+                "parameters": row["parameters"], "latencyP50Ms": row["latencyP50Ms"],
+                "latencyP95Ms": row["latencyP95Ms"], "accuracy": row["accuracy"],
+                "accuracyDrop": row["accuracyDrop"] or 0.0,
+                "costPer1kRequestsUSD": row["costPer1kRequestsUSD"],
+                "passed": row["passed"], "reasons": row["reasons"],
+            }
+        )
+        for row in report["variants"]
+    ]  # fmt: skip
+    return RunnerResult(
+        variants=variants,
+        chosen_variant=report["chosenVariant"],
+        accepted=report["accepted"],
+        artifact_uri=report["artifactUri"],
+    )
 
 
 def _save(model: nn.Module, folder: Path) -> tuple[Path, str]:

@@ -25,6 +25,7 @@ from pydantic import ValidationError
 from steward.act.governor import record
 from steward.act.kube import (
     BUDGETS,
+    COMPRESSION_JOBS,
     COST_POLICIES,
     DEPLOYMENTS,
     INFERENCE_SERVICES,
@@ -41,7 +42,9 @@ from steward.act.kube import (
 )
 from steward.act.workloads import ChildRefusedError, apply_serving, apply_training, write_status
 from steward.api.constants import (
+    DEFAULT_COMPRESSION_IMAGE,
     LABEL_ATTEMPT,
+    LABEL_COMPRESSION_JOB,
     LABEL_MANAGED_BY,
     LABEL_SHARE,
     LABEL_WORKLOAD,
@@ -53,6 +56,7 @@ from steward.api.v1alpha1.common import CapacityType, PolicyMode
 from steward.api.v1alpha1.costpolicy import CostPolicy
 from steward.api.v1alpha1.inferenceservice import InferenceService
 from steward.api.v1alpha1.trainingjob import TrainingJob, TrainingJobStatus
+from steward.controllers.compression import COMPRESSION, reconcile_compression
 from steward.controllers.leadership import Leadership
 from steward.controllers.workqueue import WorkQueue
 from steward.cost.usage import WorkloadRef
@@ -94,6 +98,8 @@ class WorkloadSettings:
     resync_seconds: float = 30.0
     workers: int = 4
     kubeconfig: str | None = None
+    #: Image of the compression runner's Jobs when a CompressionJob names none.
+    compression_image: str = DEFAULT_COMPRESSION_IMAGE
 
     @property
     def labels(self) -> CapacityLabels:
@@ -116,6 +122,7 @@ class Runtime:
 WATCHED: Final[dict[str, tuple[Resource, str | None]]] = {
     TRAINING: (TRAINING_JOBS, None),
     SERVING: (INFERENCE_SERVICES, None),
+    COMPRESSION: (COMPRESSION_JOBS, None),
     "Job": (JOBS, f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
     "Pod": (PODS, f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
     "Deployment": (DEPLOYMENTS, f"{LABEL_MANAGED_BY}={MANAGED_BY}"),
@@ -217,8 +224,10 @@ def _owners(kind: str, obj: dict[str, Any]) -> list[Key]:
     """The workload an object is, or belongs to."""
     meta = obj.get("metadata") or {}
     namespace, labels = str(meta.get("namespace") or ""), meta.get("labels") or {}
-    if kind in (TRAINING, SERVING):
+    if kind in (TRAINING, SERVING, COMPRESSION):
         return [(kind, namespace, meta["name"])]
+    if LABEL_COMPRESSION_JOB in labels:  # the runner's Job and pod
+        return [(COMPRESSION, namespace, labels[LABEL_COMPRESSION_JOB])]
     workload = labels.get(LABEL_WORKLOAD)
     if not workload:
         return []
@@ -249,13 +258,15 @@ def _workloads_on_node(runtime: Runtime, node: str) -> list[Key]:
             continue
         meta = pod["metadata"]
         labels = meta.get("labels") or {}
+        if LABEL_WORKLOAD not in labels:
+            continue  # a compression runner: its node going changes nothing decided here
         kind = TRAINING if LABEL_ATTEMPT in labels else SERVING
         keys.add((kind, meta["namespace"], labels.get(LABEL_WORKLOAD, "")))
     return sorted(keys)
 
 
 def _queue_all(runtime: Runtime) -> None:
-    for kind in (TRAINING, SERVING):
+    for kind in (TRAINING, SERVING, COMPRESSION):
         for obj in runtime.index.all(kind):
             runtime.queue.add((kind, obj["metadata"]["namespace"], obj["metadata"]["name"]))
 
@@ -294,6 +305,8 @@ async def _reconcile(runtime: Runtime, key: Key) -> None:
         return  # gone or going: owner references take the children with it
     if kind == TRAINING:
         await _reconcile_training(runtime, body)
+    elif kind == COMPRESSION:
+        _write_through(runtime, await reconcile_compression(runtime, body))
     else:
         await _reconcile_serving(runtime, body)
 

@@ -161,6 +161,9 @@ class CompressionJobSpec(StewardModel):
         description="Promote the chosen variant when the gate passes and the target allows it "
         "(its spec.compression.autoPromote).",
     )
+    pod_annotations: dict[str, Annotated[str, Field(max_length=4096)]] = Field(
+        default_factory=dict, description="Annotations on the runner's pod."
+    )
 
 
 class CompressionPhase(StrEnum):
