@@ -162,17 +162,21 @@ def install_stub_crds(core: client.CoreV1Api, *crds: dict[str, Any]) -> None:
             or []), timeout=30, what="CRD established")  # fmt: skip
 
 
-def stub_crd(group: str, version: str, kind: str, plural: str, *, namespaced: bool = True
-             ) -> dict[str, Any]:  # fmt: skip
-    """A CRD that accepts any object of ``kind``, as a stand-in for another project's CRD."""
+def stub_crd(group: str, version: str, kind: str, plural: str, *, namespaced: bool = True,
+             scale: bool = False) -> dict[str, Any]:  # fmt: skip
+    """A CRD that accepts any object of ``kind``, as a stand-in for another project's CRD;
+    ``scale`` adds the scale subresource over ``spec.replicas``."""
     schema = {"openAPIV3Schema": {"type": "object", "x-kubernetes-preserve-unknown-fields": True}}
+    served: dict[str, Any] = {"name": version, "served": True, "storage": True, "schema": schema}
+    if scale:
+        served["subresources"] = {"scale": {"specReplicasPath": ".spec.replicas",
+                                            "statusReplicasPath": ".status.replicas"}}  # fmt: skip
     return {
         "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
         "metadata": {"name": f"{plural}.{group}"},
         "spec": {"group": group, "scope": "Namespaced" if namespaced else "Cluster",
                  "names": {"plural": plural, "singular": kind.lower(), "kind": kind},
-                 "versions": [{"name": version, "served": True, "storage": True,
-                               "schema": schema}]},
+                 "versions": [served]},
     }  # fmt: skip
 
 

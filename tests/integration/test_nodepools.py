@@ -25,6 +25,7 @@ from tests.integration.conftest import (
     eventually,
     install_stub_crds,
     operator_kubeconfig,
+    stub_crd,
 )
 from tests.integration.test_accounting import GROUP_LABEL, _namespace, _object, _rfc3339, custom
 from tests.integration.test_accounting import tag as _tag
@@ -204,36 +205,10 @@ def test_a_budget_cap_stops_growth_and_says_why(
     assert any(r == "ScaleUpLimited" and f"cap-{tag}" in n for r, n in _pool_events(core, pool))
 
 
-MACHINE_DEPLOYMENT_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "machinedeployments.cluster.x-k8s.io"},
-    "spec": {"group": "cluster.x-k8s.io", "scope": "Namespaced",
-             "names": {"plural": "machinedeployments", "singular": "machinedeployment",
-                       "kind": "MachineDeployment"},
-             "versions": [{"name": "v1beta1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                      "x-kubernetes-preserve-unknown-fields": True}},
-                           "subresources": {"scale": {"specReplicasPath": ".spec.replicas",
-                                                      "statusReplicasPath": ".status.replicas"}}}]},
-}  # fmt: skip
-MACHINE_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "machines.cluster.x-k8s.io"},
-    "spec": {"group": "cluster.x-k8s.io", "scope": "Namespaced",
-             "names": {"plural": "machines", "singular": "machine", "kind": "Machine"},
-             "versions": [{"name": "v1beta1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                      "x-kubernetes-preserve-unknown-fields": True}}}]},
-}  # fmt: skip
-NODEPOOL_CRD = {
-    "apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
-    "metadata": {"name": "nodepools.karpenter.sh"},
-    "spec": {"group": "karpenter.sh", "scope": "Cluster",
-             "names": {"plural": "nodepools", "singular": "nodepool", "kind": "NodePool"},
-             "versions": [{"name": "v1", "served": True, "storage": True,
-                           "schema": {"openAPIV3Schema": {"type": "object",
-                                      "x-kubernetes-preserve-unknown-fields": True}}}]},
-}  # fmt: skip
+MACHINE_DEPLOYMENT_CRD = stub_crd("cluster.x-k8s.io", "v1beta1", "MachineDeployment",
+                                  "machinedeployments", scale=True)  # fmt: skip
+MACHINE_CRD = stub_crd("cluster.x-k8s.io", "v1beta1", "Machine", "machines")
+NODEPOOL_CRD = stub_crd("karpenter.sh", "v1", "NodePool", "nodepools", namespaced=False)
 
 
 def _install_crds(core: client.CoreV1Api) -> None:
