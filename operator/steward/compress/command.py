@@ -35,7 +35,8 @@ def _methods(text: str) -> list[CompressionMethod]:
               default=ModelFormat.TORCH_SAVE.value, show_default=True)  # fmt: skip
 @click.option("--architecture", help="StateDict: module.path:ClassName that builds the model.")
 @click.option("--methods", required=True, help="Comma-separated, e.g. DynamicInt8,LowRank.")
-@click.option("--eval", "eval_uri", required=True, help="Evaluation data (.pt or .npz).")
+@click.option("--eval", "eval_uri", required=True,
+              help="Evaluation data: .pt or .npz; .json texts and labels (retrieval).")  # fmt: skip
 @click.option("--train", "train_uri", help="Training data for fine-tuning and distillation.")
 @click.option("--max-accuracy-drop", type=click.FloatRange(0, 1), default=0.01,
               show_default=True)  # fmt: skip
@@ -56,7 +57,11 @@ def _methods(text: str) -> list[CompressionMethod]:
 def compress(**given: Any) -> None:
     """Make compressed variants of a model, measure each, and choose one by the gate."""
     try:
-        from steward.compress.data import DataError, load_dataset  # noqa: PLC0415 (torch)
+        from steward.compress.data import (  # noqa: PLC0415 (torch)
+            DataError,
+            load_dataset,
+            load_evaluation,
+        )
         from steward.compress.measure import Timing  # noqa: PLC0415
         from steward.compress.methods import Hardware  # noqa: PLC0415
         from steward.compress.models import ModelError, load_model  # noqa: PLC0415
@@ -68,7 +73,7 @@ def compress(**given: Any) -> None:
         options = json.loads(given["options_json"])
         model = load_model(local_path(given["model_uri"]), ModelFormat(given["model_format"]),
                            given["architecture"], options.get("architectureArgs"))  # fmt: skip
-        evaluation = load_dataset(local_path(given["eval_uri"]))
+        evaluation = load_evaluation(local_path(given["eval_uri"]))
         train = load_dataset(local_path(given["train_uri"])) if given["train_uri"] else None
         batch_sizes = [int(b) for b in given["batch_sizes"].split(",")]
     except (ModelError, DataError, ValueError) as error:

@@ -14,9 +14,12 @@ from typing import Any
 
 import torch
 from torch import nn
+from torch.nn import functional
 
-from steward.compress.data import Dataset
+from steward.compress.data import Dataset, RetrievalSet
 from steward.compress.gate import Measurement
+
+Evaluation = Dataset | RetrievalSet
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ def measure(
     name: str,
     method: str | None,
     model: nn.Module,
-    data: Dataset,
+    data: Evaluation,
     timing: Timing,
     *,
     device: str = "cpu",
@@ -57,8 +60,15 @@ def measure(
     )
 
 
-def accuracy_count(model: nn.Module, data: Dataset, device: str = "cpu") -> int:
-    """How many evaluation samples the model classifies right (argmax of its output)."""
+def accuracy_count(model: nn.Module, data: Evaluation, device: str = "cpu") -> int:
+    """How many evaluation samples the model gets right: the argmax of its output (a data set),
+    or the top-1 neighbour's topic by cosine similarity of its embeddings (a retrieval set)."""
+    if isinstance(data, RetrievalSet):
+        embeddings = _embed(model, data.texts, device)
+        similarity = embeddings @ embeddings.T
+        similarity.fill_diagonal_(-2.0)  # a text never retrieves itself
+        nearest = similarity.argmax(dim=1)
+        return int((data.labels[nearest] == data.labels).sum())
     correct = 0
     with torch.inference_mode():
         for start in range(0, len(data), 256):
@@ -69,24 +79,44 @@ def accuracy_count(model: nn.Module, data: Dataset, device: str = "cpu") -> int:
 
 
 def latency_ms(
-    model: nn.Module, data: Dataset, batch: int, timing: Timing, device: str = "cpu"
+    model: nn.Module, data: Evaluation, batch: int, timing: Timing, device: str = "cpu"
 ) -> tuple[float, float]:
     """Median and 95th percentile of ``timing.iterations`` forward passes of ``batch`` samples
     after ``timing.warmup`` untimed ones."""
     index = torch.arange(batch) % len(data)
-    inputs = data.inputs[index].to(device)
+    if isinstance(data, RetrievalSet):
+        texts = [data.texts[int(i)] for i in index]
+
+        def forward() -> object:
+            return _embed(model, texts, device)
+    else:
+        inputs = data.inputs[index].to(device)
+
+        def forward() -> object:
+            return model(inputs)
+
     times = []
     with torch.inference_mode():
         for i in range(timing.warmup + timing.iterations):
             _sync(device)
             started = time.perf_counter()
-            model(inputs)
+            forward()
             _sync(device)
             if i >= timing.warmup:
                 times.append((time.perf_counter() - started) * 1000)
     ordered = sorted(times)
     p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
     return statistics.median(ordered), p95
+
+
+def _embed(model: nn.Module, texts: list[str], device: str) -> torch.Tensor:
+    """Unit-length float32 embeddings from a sentence-transformers model's ``encode``."""
+    encode = getattr(model, "encode", None)
+    if encode is None:
+        raise TypeError("a retrieval set needs a sentence-embedding model (with encode())")
+    embeddings = encode(texts, batch_size=64, convert_to_tensor=True, device=device,
+                        show_progress_bar=False)  # fmt: skip
+    return functional.normalize(embeddings.float().cpu(), dim=1)
 
 
 def size_bytes(model: nn.Module) -> int:

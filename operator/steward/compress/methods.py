@@ -77,6 +77,8 @@ class CastInputs(nn.Module):
 
 
 def _bf16(model: nn.Module, context: Context) -> nn.Module:
+    if hasattr(model, "encode"):  # sentence-transformers: token ids in, so cast the model only
+        return model.to(torch.bfloat16)
     return CastInputs(model, torch.bfloat16)
 
 

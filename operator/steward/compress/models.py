@@ -1,5 +1,6 @@
 """Loading the model to compress: a TorchScript file, a whole module saved with ``torch.save``,
-or a state dict with the ``module.path:ClassName`` that builds it."""
+a state dict with the ``module.path:ClassName`` that builds it, or a sentence-transformers model
+folder (local files only: nothing is fetched from a hub)."""
 
 from __future__ import annotations
 
@@ -48,4 +49,8 @@ def _load(
         model = getattr(importlib.import_module(module_name), class_name)(**args)
         model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
         return model
-    raise ModelError(f"{model_format.value} models are not supported by this runner yet")
+    if model_format == ModelFormat.SENTENCE_TRANSFORMERS:
+        from sentence_transformers import SentenceTransformer  # noqa: PLC0415 (optional)
+
+        return SentenceTransformer(str(path), device="cpu", local_files_only=True)
+    raise ModelError(f"{model_format.value} models are not supported by this runner")

@@ -22,7 +22,7 @@ from steward.api.compression_result import RunnerResult
 from steward.api.v1alpha1.compressionjob import CompressionMethod, Gate, VariantResult
 from steward.compress.data import Dataset
 from steward.compress.gate import Measurement, Verdict, judge, with_cost
-from steward.compress.measure import Timing, measure
+from steward.compress.measure import Evaluation, Timing, measure
 from steward.compress.methods import Context, Hardware, Skipped, build
 
 ORIGINAL = "original"
@@ -36,7 +36,7 @@ class Request:
 
     model: nn.Module
     methods: Sequence[CompressionMethod]
-    evaluation: Dataset
+    evaluation: Evaluation
     gate: Gate
     min_samples: int
     output: Path
