@@ -148,6 +148,14 @@ def test_waiting_too_long_for_spot_falls_back_without_counting_a_preemption() ->
     assert late.status.preemptions == 0
 
 
+def test_a_finished_pod_is_not_mistaken_for_a_wait_for_spot() -> None:
+    # The pod Succeeded; the job controller has not marked the Job Complete yet. Found by
+    # `steward demo`: the attempt was ended as SpotUnavailable and run again on on-demand.
+    done = _pod(1, "n1", "Succeeded", ready=False)
+    plan = _decide(_job(fallbackAfter="15m"), [_attempt(1)], [done], [_node("n1")])
+    assert not any(isinstance(a, EndAttempt) for a in plan.actions)
+
+
 def test_a_deadline_at_risk_moves_a_waiting_job_to_on_demand() -> None:
     job = _job(fallbackAfter="1h")
     job.spec.deadline = NOW + timedelta(minutes=20)

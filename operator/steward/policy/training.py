@@ -277,12 +277,10 @@ def _why_stop(
     move = _capacity_move(spec, current, ended, obs.now)
     if move is not None:
         return EndReason.RESCHEDULED, move
-    return _spot_wait_over(obs, current, pods)
+    return _spot_wait_over(obs, current)
 
 
-def _spot_wait_over(
-    obs: TrainingObservation, current: JobRecord, pods: list[PodRecord]
-) -> tuple[EndReason, str] | None:
+def _spot_wait_over(obs: TrainingObservation, current: JobRecord) -> tuple[EndReason, str] | None:
     """SpotWithFallback: why waiting longer for spot capacity is not worth it, if it is not."""
     spec = obs.job.spec
     if (
@@ -290,7 +288,9 @@ def _spot_wait_over(
         or spec.capacity.type != CapacityStrategy.SPOT_WITH_FALLBACK
     ):
         return None
-    waiting = not any(p.node_name for p in pods)
+    # Every pod of the attempt: one that already ran (Succeeded, before the job controller
+    # marks the Job Complete) had its capacity.
+    waiting = not any(p.node_name for p in obs.pods if p.attempt == current.attempt)
     since = current.created or obs.now
     if waiting and obs.now - since >= spec.capacity.fallback_after:
         waited = _human(obs.now - since)
