@@ -12,6 +12,7 @@ from rich.console import Console
 from steward import crdgen, refdoc
 from steward.api.constants import DEFAULT_COMPRESSION_IMAGE
 from steward.compress.command import compress
+from steward.demo.command import demo
 from steward.devcluster.cli import dev_cluster
 from steward.policy.placement import PLATFORMS
 from steward.sim.command import simulate
@@ -375,6 +376,7 @@ def explain(target: str, namespace: str, kubeconfig: str | None) -> None:
 
 main.add_command(dev_cluster)
 main.add_command(simulate)
+main.add_command(demo)
 main.add_command(compress)
 
 

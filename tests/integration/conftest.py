@@ -34,12 +34,18 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if "integration" in item.nodeid.split("/"):
             item.add_marker(pytest.mark.integration)
-    # Tests that judge what the whole suite did run last (stable order otherwise).
-    items.sort(key=lambda item: item.get_closest_marker("after_suite") is not None)
+    # Tests that bring up a cluster of their own run first, alone on the machine; tests that
+    # judge what the whole suite did run last (stable order otherwise).
+    items.sort(
+        key=lambda item: (
+            item.get_closest_marker("after_suite") is not None,
+            item.get_closest_marker("before_cluster") is None,
+        )
+    )
 
 
-@pytest.fixture(scope="session")
-def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterState]:
+def require_cluster_build() -> None:
+    """Build the local cluster's binaries, or skip (fail in CI) saying why they cannot be."""
     try:
         build.build_all(report=lambda line: print(line, flush=True))
         build.prometheus_binary()
@@ -47,6 +53,11 @@ def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.Cl
         if os.environ.get("STEWARD_REQUIRE_CLUSTER"):
             pytest.fail(f"the local cluster is required here but cannot be built: {error}")
         pytest.skip(f"LOCAL CLUSTER UNAVAILABLE, integration tests skipped: {error}")
+
+
+@pytest.fixture(scope="session")
+def dev_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[cluster.ClusterState]:
+    require_cluster_build()
     workdir = tmp_path_factory.mktemp("cluster")
     state = cluster.up(workdir, tie_to_parent=True, report=lambda _line: None)
     try:

@@ -47,17 +47,35 @@ def run(
     # of lines an hour that say nothing. Steward logs its decisions itself.
     logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
-    for module in HANDLER_MODULES:
-        importlib.import_module(module)
+    register_handlers()
     kopf.run(
         standalone=True,
         clusterwide=not namespaces,
         namespaces=list(namespaces),
         liveness_endpoint=liveness_endpoint,
-        memo=kopf.Memo(
-            workload_settings=workloads or WorkloadSettings(),
-            accounting_options=accounting,
-            governor_options=governor or GovernorOptions(),
-            leadership=Leadership(settings=lease),
+        memo=operator_memo(
+            workloads=workloads, accounting=accounting, governor=governor, lease=lease
         ),
+    )
+
+
+def register_handlers() -> None:
+    """Import every handler module (importing registers its kopf handlers; twice is a no-op)."""
+    for module in HANDLER_MODULES:
+        importlib.import_module(module)
+
+
+def operator_memo(
+    *,
+    workloads: WorkloadSettings | None,
+    accounting: AccountingOptions | None,
+    governor: GovernorOptions | None,
+    lease: LeaseSettings | None,
+) -> kopf.Memo:
+    """What every handler finds in ``memo``: the settings of each part of the operator."""
+    return kopf.Memo(
+        workload_settings=workloads or WorkloadSettings(),
+        accounting_options=accounting,
+        governor_options=governor or GovernorOptions(),
+        leadership=Leadership(settings=lease),
     )

@@ -1,0 +1,1 @@
+"""``steward demo``: the local cluster, the operator in-process, a scripted scenario, live."""
