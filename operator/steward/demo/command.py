@@ -26,7 +26,7 @@ from steward.controllers.governor import GovernorOptions
 from steward.controllers.workloads import WorkloadSettings
 from steward.cost.catalog import PriceCatalog, load_catalog
 from steward.demo import compression, display
-from steward.demo.scenario import BUDGET, TEAM, DemoSettings, demo_catalog
+from steward.demo.scenario import DemoSettings, demo_catalog
 from steward.demo.script import Scenario
 from steward.demo.summary import Summary, summarize
 from steward.demo.view import Reader
@@ -159,7 +159,7 @@ def _play(
     console.print(f"starting the operator in this process (its log: {stage.workdir}/operator.log)")
     stage.operator.start()
     started = datetime.now(UTC)
-    scenario.apply()
+    scenario.apply(ACCOUNTING.step_seconds)
     _run_story(console, scenario, reader, settings, time_limit, live=live)
     console.print("letting the accounting catch up with the last windows")
     time.sleep(ACCOUNTING.lag_seconds + 4 * ACCOUNTING.interval_seconds)
@@ -286,6 +286,3 @@ def _clean_up(console: Console, stage: Stage) -> None:
     else:
         cluster.down(stage.workdir)
         console.print("cleaned up: the cluster is stopped and its files removed")
-
-
-__all__ = ["BUDGET", "TEAM", "demo"]

@@ -85,14 +85,15 @@ class Scenario:
         return self.workdir / "models" / SERVICE
 
     # --- The start -------------------------------------------------------------------------------
-    def apply(self) -> datetime:
-        """Create the team, its policies, pools, Budget and workloads; the Budget's anchor."""
+    def apply(self, step_seconds: int) -> None:
+        """Create the team, its policies, pools, Budget (its period anchored on the accounting
+        grid of ``step_seconds``) and workloads."""
         self.kube.create(NAMESPACES, scenario.namespace())
         for pool in scenario.node_pools():
             self.kube.create(GPU_NODE_POOLS, pool)
         for policy in scenario.policies():
             self.kube.create(COST_POLICIES, policy)
-        anchor = aligned_end(datetime.now(UTC), 5, 0)
+        anchor = aligned_end(datetime.now(UTC), step_seconds, 0)
         self.kube.create(BUDGETS, scenario.budget(self.settings, anchor))
         self.say(
             f"applied: GPU node pools {scenario.SPOT_POOL} and {scenario.ON_DEMAND_POOL} "
@@ -121,7 +122,6 @@ class Scenario:
             f"submitted: {FINETUNE} (8 GPUs, checkpointed, spot allowed), {NIGHTLY_EVAL} "
             f"(8 GPUs, Low priority, on-demand), {SERVICE} (1 GPU, mostly idle)"
         )
-        return anchor
 
     # --- Every second ----------------------------------------------------------------------------
     @property

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from steward.controllers.accountant import AccountingSettings
-from steward.cost.accounting import Amounts, account
+from steward.cost.accounting import SECONDS_PER_HOUR, Amounts, account
 from steward.cost.catalog import PriceCatalog
 from steward.cost.usage import Grid
 from steward.demo.scenario import TEAM, without_spot_prices
 from steward.observe.prometheus import Prometheus
 from steward.observe.queries import QueryConfig
 from steward.observe.usage import build_usage
-
-HOUR = Decimal(3600)
 
 
 @dataclass(frozen=True)
@@ -118,7 +115,7 @@ def summarize(
         kwh=float(total.kwh),
         kg_co2e=float(total.kg_co2e),
         kwh_without_carbon=float(total.kwh_without_carbon),
-        gpu_hours=float(total.gpu_seconds / HOUR),
+        gpu_hours=float(total.gpu_seconds / SECONDS_PER_HOUR),
         budget_spent_usd=budget_spent_usd,
         status_total_usd=sum(x.status_usd or 0.0 for x in lines),
         largest_difference_usd=max(
@@ -135,7 +132,7 @@ def _line(
     return WorkloadLine(
         kind=kind,
         name=name,
-        gpu_hours=float(amounts.gpu_seconds / HOUR),
+        gpu_hours=float(amounts.gpu_seconds / SECONDS_PER_HOUR),
         spot_usd=float(amounts.spot_usd),
         on_demand_usd=float(amounts.on_demand_usd),
         usd=float(amounts.usd),

@@ -18,7 +18,8 @@ from steward.act.kube import (
     Kube,
     Resource,
 )
-from steward.api.constants import LABEL_NODE_POOL
+from steward.act.kwoknodes import LABEL_KARPENTER_CAPACITY
+from steward.api.constants import GPU_RESOURCE, LABEL_NODE_POOL
 from steward.demo.scenario import BUDGET, TEAM
 
 Raw = dict[str, Any]
@@ -157,19 +158,19 @@ def _nodes(nodes: list[Raw], pods: list[Raw]) -> list[Node]:
             continue
         node = pod["spec"].get("nodeName")
         for container in pod["spec"]["containers"]:
-            gpus = ((container.get("resources") or {}).get("limits") or {}).get("nvidia.com/gpu")
+            gpus = ((container.get("resources") or {}).get("limits") or {}).get(GPU_RESOURCE)
             if node and gpus:
                 used[node] = used.get(node, 0) + int(gpus)
     rows = []
     for node in nodes:
         labels = node["metadata"].get("labels") or {}
         name = node["metadata"]["name"]
-        gpus = int(node.get("status", {}).get("capacity", {}).get("nvidia.com/gpu", 0))
+        gpus = int(node.get("status", {}).get("capacity", {}).get(GPU_RESOURCE, 0))
         rows.append(
             Node(
                 name,
                 labels.get(LABEL_NODE_POOL, "-"),
-                labels.get("karpenter.sh/capacity-type", "-"),
+                labels.get(LABEL_KARPENTER_CAPACITY, "-"),
                 used.get(name, 0),
                 gpus,
             )
