@@ -1,6 +1,7 @@
 """Trace replay: Steward's policy against every baseline on real traces, and replay speed.
 
-    python bench/replay.py [--data ../shared/data] [--out docs/replay] [--json out.json]
+    python bench/replay.py [--data ../shared/data] [--policies bench/replay-policies]
+                           [--out docs/replay] [--json out.json]
 
 Workloads: the full Alibaba ``openb_pod_list_default`` (8k pods, 149 days) and its
 ``gpushare100`` variant (70 % best-effort pods, all sharing GPUs). (The Alibaba spot-GPU job
@@ -8,8 +9,10 @@ lists in shared/data hold only HP jobs: nothing for spot to do.) Spot capacity: 
 V100 zone of the SkyPilot 9-zone trace, a zone of the SkyPilot 16-node gang trace, and the GCP
 A100 trace. Prices: AWS p3.16xlarge spot history in us-west-2c (per GPU-hour) with the
 us-east-1 on-demand list for the AWS traces; GCP a2-highgpu-8g spot/on-demand history in
-us-central1 for the GCP trace. Default mapping (docs/simulator.md). Speed: each replay's time
-as a multiple of reading and parsing the workload CSV in the same run.
+us-central1 for the GCP trace. Default mapping (docs/simulator.md). Governance: the Budget and
+CostPolicy in ``bench/replay-policies`` (a monthly USD budget on namespace ``openb`` with a
+four-rung ladder); Steward is governed by them, every policy's breaches are counted. Speed:
+each replay's time as a multiple of reading and parsing the workload CSV in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import time
 from pathlib import Path
 
 from steward.cost.power import curve_for
+from steward.sim.budgets import load_governance
 from steward.sim.engine import Inputs
 from steward.sim.loaders import aws_spot_prices, gcp_prices, load_capacity, load_workload
 from steward.sim.mapping import SimMapping
@@ -38,10 +42,12 @@ TRACES = (
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
+    parser.add_argument("--policies", type=Path, default=Path(__file__).parent / "replay-policies")
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     data, mapping = args.data, SimMapping()
+    governance = load_governance(args.policies)
     curve = curve_for(mapping.gpu_model)
     energy = EnergyModel(curve.watts(mapping.utilization_percent), mapping.pue,
                          mapping.grams_co2e_per_kwh)  # fmt: skip
@@ -59,7 +65,7 @@ def main() -> None:
         load_seconds = time.perf_counter() - started
         for trace, market in TRACES:
             capacity = load_capacity(data / trace, mapping)
-            inputs = Inputs(jobs, capacity, prices[market], mapping, energy)
+            inputs = Inputs(jobs, capacity, prices[market], mapping, energy, governance)
             started = time.perf_counter()
             report = replay_all(inputs, names=(Path(workload).name, trace, prices[market].name))
             replay_seconds = time.perf_counter() - started

@@ -32,7 +32,7 @@ def _traces(folder: Path) -> list[str]:
     policies.mkdir()
     (policies / "budget.yaml").write_text(
         "apiVersion: steward.ai/v1alpha1\nkind: Budget\nmetadata: {name: daily}\n"
-        "spec:\n  scope: {namespaces: [x]}\n  period: {type: Daily}\n  limits: {usd: 12}\n"
+        "spec:\n  scope: {namespaces: [org-1]}\n  period: {type: Daily}\n  limits: {usd: 12}\n"
         "  thresholds: [{percent: 80, actions: [Notify]}]\n"
     )
     return ["simulate", "--workload", str(workload), "--spot", str(spot), "--prices",
@@ -70,3 +70,28 @@ def test_simulate_names_the_bad_trace(tmp_path: Path) -> None:
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 1
     assert "zone.json: not a tick trace" in result.output
+
+
+def test_simulate_governs_steward_by_the_policies_directory(tmp_path: Path) -> None:
+    args = _traces(tmp_path)
+    policies = tmp_path / "policies"
+    budget = (policies / "budget.yaml").read_text()
+    (policies / "budget.yaml").write_text(
+        budget.replace(
+            "{percent: 80, actions: [Notify]}", "{percent: 25, actions: [SuspendLowPriority]}"
+        )
+    )
+    (policies / "policy.yaml").write_text(
+        "apiVersion: steward.ai/v1alpha1\nkind: CostPolicy\nmetadata: {name: ladder}\n"
+        "spec: {mode: Enforce}\n"
+    )
+    result = CliRunner().invoke(main, [*args, "--json"])
+    assert result.exit_code == 0, result.output
+    steward = next(r for r in json.loads(result.stdout)["results"] if r["policy"] == "steward")
+    # Day 0: 5 USD (b's 4, a's first 30 min on spot: 25 % at the 30 min tick, so a (Low) stops at
+    # its checkpoint). Its deadline (3x its 2 h of work) has passed by midnight, so it resumes
+    # on on-demand (8 USD/h): 25 % again at 30 min, suspended again, each day until its last
+    # 30 min of work finishes on day 3.
+    assert steward["governor_actions"] == {"SuspendLowPriority": 3}
+    assert steward["daily_usd"] == [5.0, 4.0, 4.0, 4.0]
+    assert (steward["budget_breaches"], steward["preemptions"]) == (0, 0)

@@ -117,17 +117,22 @@ class TrainingPlan:
 
 
 def effective_spec(job: TrainingJob) -> tuple[TrainingJobSpec, GovernorDirective | None]:
-    """The spec with the governor's directive overlaid (capacity only for checkpointed jobs:
-    spot without a checkpoint would lose all work at each preemption)."""
+    """The spec with the governor's directive (from the job's annotation) overlaid."""
     directive = read_directive(job.metadata.annotations)
+    return overlay(job.spec, directive), directive
+
+
+def overlay(spec: TrainingJobSpec, directive: GovernorDirective | None) -> TrainingJobSpec:
+    """``spec`` as ``directive`` changes it (capacity only for checkpointed jobs: spot without
+    a checkpoint would lose all work at each preemption); ``spec`` itself when None."""
     if directive is None:
-        return job.spec, None
+        return spec
     update: dict[str, object] = {}
-    if directive.capacity is not None and job.spec.checkpoint is not None:
+    if directive.capacity is not None and spec.checkpoint is not None:
         update["capacity"] = directive.capacity
     if directive.suspend:
         update["suspend"] = True
-    return job.spec.model_copy(update=update), directive
+    return spec.model_copy(update=update)
 
 
 def decide_training(obs: TrainingObservation) -> TrainingPlan:
@@ -306,14 +311,21 @@ def _spot_wait_over(obs: TrainingObservation, current: JobRecord) -> tuple[EndRe
 def _capacity_move(
     spec: TrainingJobSpec, current: JobRecord, ended: Mapping[int, EndReason], now: datetime
 ) -> str | None:
-    """Why the running attempt should move to the other capacity, if it should: the spec (or
-    the governor's directive) now asks for on-demand while it runs on spot, or asks for spot
-    (and nothing in its history sent it to on-demand) while it runs on on-demand."""
     on_spot = current.capacity == CAPACITY_LABEL_SPOT
+    return capacity_move(spec, on_spot=on_spot, history=list(ended.values()), now=now)
+
+
+def capacity_move(
+    spec: TrainingJobSpec, *, on_spot: bool, history: list[EndReason], now: datetime
+) -> str | None:
+    """Why an attempt running on spot (``on_spot``) or on-demand should move to the other
+    capacity, if it should: the spec (or the governor's directive) now asks for on-demand
+    while it runs on spot, or asks for spot (and nothing in ``history`` sent it to on-demand)
+    while it runs on on-demand."""
     if on_spot and spec.capacity.type == CapacityStrategy.ON_DEMAND:
         return "capacity OnDemand asked for; moving off spot at a checkpoint"
     if not on_spot and spec.capacity.type != CapacityStrategy.ON_DEMAND:
-        wanted, _ = next_capacity(spec, list(ended.values()), now)
+        wanted, _ = next_capacity(spec, history, now)
         if wanted == CapacityType.SPOT:
             return f"capacity {spec.capacity.type.value} asked for; moving to spot at a checkpoint"
     return None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -10,7 +11,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from steward.cost.power import curve_for
-from steward.sim.budgets import PolicyError, SimBudget, load_budgets
+from steward.sim.budgets import PolicyError, load_governance
 from steward.sim.engine import Inputs
 from steward.sim.loaders import (
     TraceError,
@@ -38,7 +39,8 @@ EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--zone", required=True, help="AWS availability zone or GCP region priced.")
 @click.option("--on-demand-prices", type=EXISTING, help="AWS on-demand price list (JSON).")
 @click.option("--policies", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory of Budgets (YAML) whose breaches are counted.")  # fmt: skip
+              help="Directory of Budgets and CostPolicies (YAML): Steward is governed by "
+                   "them, every policy's breaches are counted.")  # fmt: skip
 @click.option("--mapping", "mapping_file", type=EXISTING, help="YAML overriding the mapping.")
 @click.option("--policy", "chosen", multiple=True, type=click.Choice(POLICIES),
               help="Replay only these (repeatable; default all).")  # fmt: skip
@@ -64,12 +66,12 @@ def simulate(
     try:
         mapping = load_mapping(mapping_file)
         series = _prices(prices, instance, zone, on_demand_prices)
-        inputs = _inputs(workload, spot, series, mapping)
-        budgets = load_budgets(policies)
+        inputs = replace(_inputs(workload, spot, series, mapping),
+                         governance=load_governance(policies))  # fmt: skip
     except (TraceError, PolicyError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     names = (workload.name, inputs.capacity.name, series.name)
-    report = _replay(inputs, names, budgets, list(chosen or POLICIES), console)
+    report = _replay(inputs, names, list(chosen or POLICIES), console)
     if as_json:
         click.echo(json.dumps(report.to_json(), indent=2))
     else:
@@ -88,7 +90,6 @@ def simulate(
 def _replay(
     inputs: Inputs,
     names: tuple[str, str, str],
-    budgets: list[SimBudget],
     chosen: list[str],
     console: Console,
 ) -> Report:
@@ -97,7 +98,7 @@ def _replay(
                   console=console, transient=True) as bar:  # fmt: skip
         tasks = {p: bar.add_task(p, total=horizon) for p in chosen}
         return replay_all(
-            inputs, names=names, budgets=budgets, policies=chosen,
+            inputs, names=names, policies=chosen,
             progress=lambda p, now: bar.update(tasks[p], completed=min(now, horizon)),
         )  # fmt: skip
 

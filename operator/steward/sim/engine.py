@@ -1,7 +1,9 @@
 """The replay: an event-driven simulated cluster with unlimited on-demand GPUs and the spot
 GPUs the capacity trace makes obtainable.
 
-Events: a job arrives; a run finishes; spot capacity changes; a job's wait for spot ends.
+Events: a job arrives; a run finishes; a run stops at a checkpoint for the governor; spot
+capacity changes; a job's wait for spot ends; the governor ticks (Steward under Budgets or
+CostPolicies, :mod:`steward.sim.governance`).
 When capacity drops below what spot runs hold, the most recently started runs are preempted
 first (the cloud reclaims whole instances; which ones is not in the traces, and last-in keeps
 long-running work alive, stated in docs/simulator.md). Freed spot capacity goes to waiting jobs
@@ -12,7 +14,13 @@ A run of a job with ``R`` seconds of work left, started at ``s``, takes the rest
 ``C`` seconds of work: it finishes at ``s + L + R + O x (ceil(R / C) - 1)``. Preempted at ``p``,
 it keeps ``C x floor((p - s - L) / (C + O))`` of progress (nothing without checkpoints). A run's
 cost is its GPUs x its wall time x the price in force (spot: the integral of the price series),
-whether it made progress or not.
+whether it made progress or not, charged in pieces split at day and Budget period boundaries
+(and at governor ticks, which read the spend so far).
+
+Governed (Steward): a job the governor suspends, or whose directive moves it between spot and
+on-demand, stops when its next checkpoint is written (``start + L + k x (C + O)``), keeping
+``k x C`` of progress, and waits (suspended) or starts again on the other capacity; a new job
+``admission`` holds waits for a later tick. Finishing first wins over such a stop.
 """
 
 from __future__ import annotations
@@ -21,21 +29,37 @@ import heapq
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from enum import IntEnum
+from enum import IntEnum, StrEnum
+from typing import Final
 
+from steward.api.directive import GovernorDirective
+from steward.api.v1alpha1.trainingjob import TrainingJobPhase
 from steward.policy.training import EndReason
+from steward.sim.budgets import DAY, BudgetBook, Governance, job_facts
+from steward.sim.governance import LiveJob, SimGovernor
 from steward.sim.mapping import SimMapping
 from steward.sim.model import CapacityTrace, EnergyModel, PriceSeries, SimJob
-from steward.sim.strategies import History, Strategy, Want
+from steward.sim.strategies import History, Strategy, Want, job_spec
 
-DAY = 86400.0
+#: Beyond the workload's horizon, how long a governed replay may still run (a job held by
+#: BlockNewWork waits for its Budget's period to reset: at most a month).
+_GOVERNED_EXTRA: Final = 31 * DAY
 
 
 class _Kind(IntEnum):  # the order of events at the same moment
     FINISH = 0
-    CAPACITY = 1
-    WAIT_OVER = 2
-    ARRIVE = 3
+    STOP = 1
+    CAPACITY = 2
+    WAIT_OVER = 3
+    GOVERN = 4
+    ARRIVE = 5
+
+
+class _Held(StrEnum):
+    """Why a job that is not done has no run and is not waiting for spot."""
+
+    BLOCKED = "blocked"  # admission holds its first attempt
+    SUSPENDED = "suspended"  # its directive suspends it
 
 
 @dataclass
@@ -46,6 +70,11 @@ class _Run:
     latency: float
     work_left: float
     finish: float
+    charged_until: float = 0.0
+    #: A governor stop at a checkpoint: when, the progress it keeps, and why.
+    stop_at: float | None = None
+    stop_kept: float = 0.0
+    stop_reason: EndReason = EndReason.SUSPENDED
 
 
 @dataclass
@@ -56,6 +85,7 @@ class _JobState:
     run: _Run | None = None
     waiting_since: float | None = None
     done_at: float | None = None
+    held: _Held | None = None
 
 
 @dataclass
@@ -76,9 +106,15 @@ class PolicyResult:
     unfinished: int = 0
     jct_mean_hours: float = 0.0
     jct_p95_hours: float = 0.0
-    budget_breaches: int = 0
+    #: Periods over a Budget's limit (None: not a schedule, e.g. the lower bound).
+    budget_breaches: int | None = 0
+    #: The governor's actions taken (Enforce) or recorded (``Would...``, DryRun), by name.
+    governor_actions: dict[str, int] = field(default_factory=dict)
     daily_usd: list[float] = field(default_factory=list)
     daily_spot_usd: list[float] = field(default_factory=list)
+    #: Per Budget: USD per day, and the days its periods start on (the burn-down plot).
+    budget_daily_usd: dict[str, list[float]] = field(default_factory=dict)
+    budget_period_days: dict[str, list[int]] = field(default_factory=dict)
 
     @property
     def spot_share(self) -> float:
@@ -95,6 +131,7 @@ class Inputs:
     prices: PriceSeries
     mapping: SimMapping
     energy: EnergyModel
+    governance: Governance = field(default_factory=Governance)
 
 
 class Replay:
@@ -112,15 +149,29 @@ class Replay:
         self.spot_used = 0.0
         self.spot_runs: list[int] = []  # job indices, in start order
         self.waiting: dict[int, None] = {}  # job indices, first come first served
+        self.live: dict[int, None] = {}  # arrived, not done
+        self.blocked: dict[int, None] = {}  # held by admission, first come first served
+        self.done = 0
+        facts = [job_facts(job, self.mapping) for job in inputs.jobs]
+        self.book = BudgetBook(inputs.governance.budgets, facts)
+        self.governor: SimGovernor | None = None
+        if strategy.governed and (inputs.governance.budgets or inputs.governance.policies):
+            specs = [job_spec(job, self.mapping) for job in inputs.jobs]
+            self.governor = SimGovernor(
+                inputs.governance, self.book, jobs=inputs.jobs, facts=facts, specs=specs,
+                prices=inputs.prices, interval=self.mapping.governor_interval_seconds,
+            )  # fmt: skip
 
     # --- Driving ---------------------------------------------------------------------------------
     def run(self, progress: Callable[[float], None] | None = None) -> PolicyResult:
         jobs = self.inputs.jobs
         for index, job in enumerate(jobs):
             self._push(job.arrival, _Kind.ARRIVE, index)
-        horizon = _horizon(jobs)
+        horizon = _horizon(jobs) + (_GOVERNED_EXTRA if self.governor else 0.0)
         for moment, gpus in self.inputs.capacity.changes(horizon):
             self._push(moment, _Kind.CAPACITY, -1, gpus)
+        if self.governor is not None:
+            self._push(self.governor.next_tick(0.0), _Kind.GOVERN, -1)
         while self.events:
             now, kind, _, index, value = heapq.heappop(self.events)
             self._handle(_Kind(kind), index, value, now)
@@ -135,7 +186,11 @@ class Replay:
 
     def _handle(self, kind: _Kind, index: int, value: float, now: float) -> None:
         if kind == _Kind.ARRIVE:
-            self._place(index, now)
+            self._arrive(index, now)
+        elif kind == _Kind.GOVERN:
+            self._govern(now)
+        elif kind == _Kind.STOP:
+            self._stop(index, value, now)
         elif kind == _Kind.FINISH:
             state = self.states[index]
             if state.run is not None and state.run.finish == value:
@@ -154,9 +209,25 @@ class Replay:
                 self._place(index, now)
 
     # --- Placing ---------------------------------------------------------------------------------
+    def _arrive(self, index: int, now: float) -> None:
+        self.live[index] = None
+        if self.governor is not None and not self.governor.admits(index, now):
+            self.states[index].held = _Held.BLOCKED
+            self.blocked[index] = None
+            return
+        self._place(index, now)
+
+    def _directive(self, index: int) -> GovernorDirective | None:
+        return self.governor.directive(index) if self.governor is not None else None
+
     def _place(self, index: int, now: float) -> None:
         job, state = self.inputs.jobs[index], self.states[index]
-        want = self.strategy.want(job, state.history, now)
+        directive = self._directive(index)
+        if directive is not None and directive.suspend:
+            state.held = _Held.SUSPENDED
+            return
+        state.held = None
+        want = self.strategy.want(job, state.history, now, directive)
         fits = self.spot_used + job.gpus <= self.capacity
         if want == Want.ON_DEMAND or (want == Want.SPOT_OR_ON_DEMAND and not fits):
             self._start(index, now, on_spot=False)
@@ -167,7 +238,7 @@ class Replay:
         else:
             self.waiting[index] = None
             state.waiting_since = now
-            limit = self.strategy.wait_limit(job, now)
+            limit = self.strategy.wait_limit(job, now, directive)
             if limit is not None:
                 self._push(limit, _Kind.WAIT_OVER, index, now)
 
@@ -185,7 +256,7 @@ class Replay:
         latency = self.mapping.restart_latency_seconds if state.attempts > 1 else 0.0
         left = job.work - state.progress
         finish = now + latency + left + self._overhead(job, left)
-        state.run = _Run(index, now, on_spot, latency, left, finish)
+        state.run = _Run(index, now, on_spot, latency, left, finish, charged_until=now)
         if on_spot:
             self.spot_used += job.gpus
             self.spot_runs.append(index)
@@ -206,6 +277,10 @@ class Replay:
         self._end_run(index, now)
         state.progress = self.inputs.jobs[index].work
         state.done_at = now
+        del self.live[index]
+        self.done += 1
+        if self.governor is not None:
+            self.governor.forget(index)
 
     def _preempt_over_capacity(self, now: float) -> None:
         while self.spot_used > self.capacity + 1e-9 and self.spot_runs:
@@ -234,38 +309,125 @@ class Replay:
         job, state = self.inputs.jobs[index], self.states[index]
         run = state.run
         assert run is not None
+        self._accrue(run, now)
         state.run = None
         if run.on_spot:
             self.spot_used -= job.gpus
             self.spot_runs.remove(index)
-        self._charge(job, run.start, now, on_spot=run.on_spot)
 
-    def _charge(self, job: SimJob, start: float, end: float, *, on_spot: bool) -> None:
-        """Add a run's cost, GPU-hours and energy, split by day."""
-        result, prices = self.result, self.inputs.prices
-        gpu_seconds = job.gpus * (end - start)
-        result.gpu_hours += gpu_seconds / 3600
-        kwh = self.inputs.energy.kwh(gpu_seconds)
-        result.kwh += kwh
-        result.kg_co2e += kwh * self.inputs.energy.grams_co2e_per_kwh / 1000
-        if on_spot:
-            result.spot_gpu_hours += gpu_seconds / 3600
+    def _accrue(self, run: _Run, until: float) -> None:
+        """Charge ``run`` from where it was last charged up to ``until``."""
+        if until > run.charged_until:
+            self._charge(run.job, run.charged_until, until, on_spot=run.on_spot)
+            run.charged_until = until
+
+    def _charge(self, index: int, start: float, end: float, *, on_spot: bool) -> None:
+        """Add a run's cost, GPU-hours and energy, split by day and Budget period."""
+        job, result, prices = self.inputs.jobs[index], self.result, self.inputs.prices
+        energy, members = self.inputs.energy, self.book.members[index]
         moment = start
         while moment < end:
             day = int(moment // DAY)
-            until = min(end, (day + 1) * DAY)
+            until = min(end, (day + 1) * DAY,
+                        *(self.book.period(b, moment).end for b in members))  # fmt: skip
+            gpu_seconds = job.gpus * (until - moment)
             if on_spot:
                 usd = job.gpus * prices.spot_usd_per_gpu(moment, until)
             else:
                 usd = job.gpus * prices.on_demand * (until - moment) / 3600
+            kwh = energy.kwh(gpu_seconds)
+            kg_co2e = kwh * energy.grams_co2e_per_kwh / 1000
             _add_day(result.daily_usd, day, usd)
             _add_day(result.daily_spot_usd, day, usd if on_spot else 0.0)
             result.usd += usd
             result.spot_usd += usd if on_spot else 0.0
+            result.gpu_hours += gpu_seconds / 3600
+            result.spot_gpu_hours += gpu_seconds / 3600 if on_spot else 0.0
+            result.kwh += kwh
+            result.kg_co2e += kg_co2e
+            self.book.add(index, moment, usd=usd, on_spot=on_spot, kwh=kwh, kg_co2e=kg_co2e,
+                          gpu_seconds=gpu_seconds)  # fmt: skip
             moment = until
+
+    # --- The governor ----------------------------------------------------------------------------
+    def _govern(self, now: float) -> None:
+        governor = self.governor
+        assert governor is not None
+        for index in self.live:
+            run = self.states[index].run
+            if run is not None:
+                self._accrue(run, now)
+        live = [LiveJob(i, self._phase(i), self.states[i].attempts) for i in self.live]
+        for index in governor.tick(now, live):
+            self._carry_out(index, now)
+        for index in governor.released(list(self.blocked), now):
+            del self.blocked[index]
+            self._place(index, now)
+        if self.done < len(self.inputs.jobs):
+            self._push(governor.next_tick(now), _Kind.GOVERN, -1)
+
+    def _phase(self, index: int) -> TrainingJobPhase:
+        state = self.states[index]
+        if state.run is not None:
+            return TrainingJobPhase.RUNNING
+        if state.held == _Held.SUSPENDED:
+            return TrainingJobPhase.SUSPENDED
+        return TrainingJobPhase.BLOCKED if state.held == _Held.BLOCKED else TrainingJobPhase.PENDING
+
+    def _carry_out(self, index: int, now: float) -> None:
+        """What the controller does when job ``index``'s directive changed."""
+        job, state = self.inputs.jobs[index], self.states[index]
+        directive = self._directive(index)
+        if state.run is not None:
+            self._plan_stop(index, state.run, now)
+        elif index in self.waiting:
+            want = self.strategy.want(job, state.history, now, directive)
+            if (directive is not None and directive.suspend) or want != Want.SPOT:
+                del self.waiting[index]
+                state.waiting_since = None
+                state.history.ended.append(EndReason.RESCHEDULED)
+                self._place(index, now)
+        elif state.held == _Held.SUSPENDED and not (directive is not None and directive.suspend):
+            self._place(index, now)
+
+    def _plan_stop(self, index: int, run: _Run, now: float) -> None:
+        """Stop ``run`` at its next checkpoint if its directive now suspends or moves it."""
+        job, state = self.inputs.jobs[index], self.states[index]
+        why = self.strategy.stop_for(job, state.history, now, on_spot=run.on_spot,
+                                     directive=self._directive(index))  # fmt: skip
+        run.stop_at = None
+        if why is None or not self._checkpoints(job):
+            return
+        worked = now - run.start - run.latency
+        cycle = self.mapping.checkpoint_interval_seconds + self.mapping.checkpoint_overhead_seconds
+        written = max(math.ceil(worked / cycle), 0)  # the checkpoint to stop at
+        at = run.start + run.latency + written * cycle if worked > 0 else now
+        if at >= run.finish:
+            return  # it finishes first
+        run.stop_at, run.stop_reason = at, why
+        run.stop_kept = written * self.mapping.checkpoint_interval_seconds if worked > 0 else 0.0
+        self._push(at, _Kind.STOP, index, at)
+
+    def _stop(self, index: int, at: float, now: float) -> None:
+        state = self.states[index]
+        run = state.run
+        if run is None or run.stop_at != at:
+            return  # finished, preempted or the stop was called off
+        self._end_run(index, now)
+        state.progress += min(run.stop_kept, run.work_left)
+        state.history.ended.append(run.stop_reason)
+        self._place(index, now)
+        self._admit_waiting(now)
 
     def _close(self) -> None:
         result, jobs = self.result, self.inputs.jobs
+        result.budget_breaches = self.book.breaches()
+        for number, budget in enumerate(self.book.budgets):
+            name = budget.metadata.name or str(number)
+            result.budget_daily_usd[name] = self.book.daily_usd(number)
+            result.budget_period_days[name] = [int(p.start // DAY) for p in self.book.spend(number)]
+        if self.governor is not None:
+            result.governor_actions = dict(sorted(self.governor.actions.items()))
         times = []
         for job, state in zip(jobs, self.states, strict=True):
             if state.done_at is None:
@@ -279,7 +441,7 @@ class Replay:
 
 def lower_bound(inputs: Inputs) -> PolicyResult:
     """Every GPU-hour of work at the cheapest spot price observed, no preemption, no waiting."""
-    result = PolicyResult("lower-bound", jobs=len(inputs.jobs))
+    result = PolicyResult("lower-bound", jobs=len(inputs.jobs), budget_breaches=None)
     cheapest = inputs.prices.cheapest_spot
     times = []
     for job in inputs.jobs:

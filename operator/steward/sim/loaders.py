@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
+from steward.api.v1alpha1.common import Priority
 from steward.sim.mapping import Checkpointing, SimMapping, TickCounts
 from steward.sim.model import CapacityTrace, PriceSeries, SimJob
 
@@ -64,10 +65,10 @@ def _openb(rows: Iterable[dict[str, str]], path: Path, mapping: SimMapping) -> I
             arrival = float(row["creation_time"])
         except (KeyError, ValueError) as error:
             raise TraceError(f"{path}:{line}: {error}") from None
-        eligible = row.get("qos", "") in mapping.spot_qos
+        qos = row.get("qos", "")
         yield from _job(
-            row["name"], arrival, gpus, end - start, eligible=eligible, group="openb",
-            mapping=mapping,
+            row["name"], arrival, gpus, end - start, eligible=qos in mapping.spot_qos,
+            group="openb", priority=mapping.priority_of(qos), mapping=mapping,
         )  # fmt: skip
 
 
@@ -83,11 +84,12 @@ def _alibaba_spot(
             raise TraceError(f"{path}:{line}: {error}") from None
         if gpus <= 0:
             continue
-        eligible = row.get("job_type", "") in mapping.spot_job_types
+        job_type = row.get("job_type", "")
         group = f"org-{row.get('organization', '0')}"
         yield from _job(
-            row["job_name"], arrival, gpus, work, eligible=eligible, group=group, mapping=mapping
-        )
+            row["job_name"], arrival, gpus, work, eligible=job_type in mapping.spot_job_types,
+            group=group, priority=mapping.priority_of(job_type), mapping=mapping,
+        )  # fmt: skip
 
 
 def _job(
@@ -98,6 +100,7 @@ def _job(
     *,
     eligible: bool,
     group: str,
+    priority: Priority,
     mapping: SimMapping,
 ) -> Iterator[SimJob]:
     if work < mapping.min_work_seconds:
@@ -107,7 +110,7 @@ def _job(
     )
     slack = mapping.deadline_slack
     deadline = arrival + slack * work if slack is not None else None
-    yield SimJob(name, arrival, gpus, work, eligible, checkpointed, deadline, group)
+    yield SimJob(name, arrival, gpus, work, eligible, checkpointed, deadline, group, priority)
 
 
 # --- Spot capacity --------------------------------------------------------------------------------

@@ -13,6 +13,8 @@ from typing import Annotated
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
+from steward.api.v1alpha1.common import Priority
+
 
 class Checkpointing(StrEnum):
     """Which jobs save checkpoints."""
@@ -42,6 +44,21 @@ class SimMapping(BaseModel):
     )
     spot_job_types: tuple[str, ...] = Field(
         default=("Spot",), description="Alibaba spot-trace job types that are spot-eligible."
+    )
+    priorities: dict[str, Priority] = Field(
+        default={
+            "BE": Priority.LOW, "Burstable": Priority.NORMAL, "LS": Priority.HIGH,
+            "Guaranteed": Priority.HIGH, "Spot": Priority.LOW, "HP": Priority.HIGH,
+        },
+        description="openb QoS class or Alibaba job type -> TrainingJob priority (else Normal).",
+    )  # fmt: skip
+    namespace_labels: dict[str, str] = Field(
+        default_factory=dict,
+        description="Labels of every job's namespace (the namespace is the job's group).",
+    )
+    governor_interval_seconds: Annotated[float, Field(gt=0)] = Field(
+        default=900.0,
+        description="Steward: how often budgets are accounted and the governor decides.",
     )
     checkpointing: Checkpointing = Checkpointing.SPOT_ELIGIBLE
     checkpoint_interval_seconds: Annotated[float, Field(gt=0)] = 1800.0
@@ -74,6 +91,10 @@ class SimMapping(BaseModel):
     max_preemptions: Annotated[int, Field(ge=0)] = Field(
         default=5, description="Steward's spec.capacity.maxPreemptions."
     )
+
+    def priority_of(self, kind: str) -> Priority:
+        """The priority of a job of QoS class or job type ``kind``."""
+        return self.priorities.get(kind, Priority.NORMAL)
 
 
 def load_mapping(path: Path | None) -> SimMapping:

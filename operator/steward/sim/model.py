@@ -11,6 +11,8 @@ from bisect import bisect_right
 from dataclasses import dataclass, field
 from itertools import accumulate
 
+from steward.api.v1alpha1.common import Priority
+
 
 @dataclass(frozen=True)
 class SimJob:
@@ -25,7 +27,9 @@ class SimJob:
         checkpointed: Saves progress every ``checkpoint_interval`` of work (else a preemption
             loses everything).
         deadline: When it should be done (``None``: no deadline).
-        group: The team or namespace it is charged to (budgets select by it).
+        group: The namespace it runs in and is charged to (budget and policy scopes select
+            by it).
+        priority: Its TrainingJob priority (the governor's ladder acts by priority).
     """
 
     name: str
@@ -36,6 +40,7 @@ class SimJob:
     checkpointed: bool
     deadline: float | None = None
     group: str = "default"
+    priority: Priority = Priority.NORMAL
 
 
 @dataclass(frozen=True)

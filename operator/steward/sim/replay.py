@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from steward.sim.budgets import SimBudget, breaches
 from steward.sim.engine import Inputs, PolicyResult, Replay, lower_bound
 from steward.sim.report import Report
 from steward.sim.strategies import STRATEGIES
@@ -17,11 +16,11 @@ def replay_all(
     inputs: Inputs,
     *,
     names: tuple[str, str, str],
-    budgets: Sequence[SimBudget] = (),
     policies: Sequence[str] = POLICIES,
     progress: Callable[[str, float], None] | None = None,
 ) -> Report:
-    """Each of ``policies`` over ``inputs``; ``names`` are the workload, capacity and price
+    """Each of ``policies`` over ``inputs`` (Steward under ``inputs.governance``; every policy's
+    breaches of its Budgets counted); ``names`` are the workload, capacity and price
     inputs' names for the report; ``progress(policy, simulated time)`` is called as it runs."""
     results: list[PolicyResult] = []
     for policy in policies:
@@ -31,7 +30,7 @@ def replay_all(
             strategy = STRATEGIES[policy](inputs.mapping)
             tick = (lambda now, p=policy: progress(p, now)) if progress else None
             result = Replay(inputs, strategy).run(tick)
-        result.budget_breaches = breaches(result.daily_usd, budgets)
         results.append(result)
     workload, capacity, prices = names
-    return Report(workload, capacity, prices, len(inputs.jobs), results, tuple(budgets))
+    return Report(workload, capacity, prices, len(inputs.jobs), results,
+                  inputs.governance.budgets)  # fmt: skip

@@ -11,7 +11,7 @@ from typing import Any
 
 from rich.table import Table
 
-from steward.sim.budgets import SimBudget
+from steward.api.v1alpha1.budget import Budget
 from steward.sim.engine import PolicyResult
 
 STEWARD = "steward"
@@ -29,6 +29,7 @@ COLUMNS = (
     ("preemptions", "preemptions", "{}"),
     ("lost GPU-h", "lost_gpu_hours", "{:,.1f}"),
     ("budget breaches", "budget_breaches", "{}"),
+    ("governor actions", "governor_actions", ""),
     ("Steward / this", "", ""),
 )
 
@@ -42,7 +43,7 @@ class Report:
     prices: str
     jobs: int
     results: Sequence[PolicyResult]
-    budgets: Sequence[SimBudget] = ()
+    budgets: Sequence[Budget] = ()
 
     def ratio(self, policy: str) -> float | None:
         """Steward's USD over ``policy``'s (``None`` without a Steward result or cost)."""
@@ -58,7 +59,7 @@ class Report:
     def rows(self) -> list[list[str]]:
         rows = []
         for result in self.results:
-            row = [fmt.format(getattr(result, attr)) for _, attr, fmt in COLUMNS[:-1]]
+            row = [_cell(getattr(result, attr), fmt) for _, attr, fmt in COLUMNS[:-1]]
             ratio = self.ratio(result.policy)
             row.append("-" if ratio is None else f"{ratio:.3f}")
             rows.append(row)
@@ -91,6 +92,14 @@ class Report:
                 for r in self.results
             ],
         }
+
+
+def _cell(value: object, fmt: str) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, dict):  # the governor's actions: "ShiftToSpot 3, SuspendLowPriority 1"
+        return ", ".join(f"{name} {count}" for name, count in value.items()) or "-"
+    return fmt.format(value)
 
 
 def write(report: Report, folder: Path) -> list[Path]:
@@ -131,27 +140,30 @@ def plot(report: Report, folder: Path) -> list[Path]:
     axes.set(xlabel="day", ylabel="spot share of the day's USD", title="Spot share")
     axes.legend()
     paths.append(_save(figure, folder / "spot-share.png"))
-    if report.budgets:
-        paths.append(_burn_down(report, report.budgets[0], folder / "budget-burn-down.png"))
+    priced = [b for b in report.budgets if b.spec.limits.usd is not None]
+    if priced:
+        paths.append(_burn_down(report, priced[0], folder / "budget-burn-down.png"))
     return paths
 
 
-def _burn_down(report: Report, budget: SimBudget, path: Path) -> Path:
-    """USD left of ``budget`` at the end of each day, its period restarting every
-    ``period_days``; below zero is a breach."""
+def _burn_down(report: Report, budget: Budget, path: Path) -> Path:
+    """USD left of ``budget``'s limit at the end of each day of its periods (its spend counted
+    from the day each period starts); below zero is a breach. Replayed policies only."""
     import matplotlib.pyplot as plt  # noqa: PLC0415
 
+    name, limit = budget.metadata.name or "0", float(budget.spec.limits.usd or 0)
     figure, axes = plt.subplots(figsize=(8, 4.5))
     for result in report.results:
-        left, series = budget.limit_usd, []
-        for day, usd in enumerate(result.daily_usd):
-            if day % budget.period_days == 0:
-                left = budget.limit_usd
-            left -= usd
+        if name not in result.budget_daily_usd:
+            continue
+        starts = set(result.budget_period_days[name])
+        left, series = limit, []
+        for day, usd in enumerate(result.budget_daily_usd[name]):
+            left = (limit if day in starts else left) - usd
             series.append(left)
         axes.plot(range(len(series)), series, label=result.policy)
     axes.axhline(0, color="black", linewidth=0.8)
-    title = f"Budget {budget.name}: {budget.limit_usd:,.0f} USD per {budget.period_days} d"
+    title = f"Budget {name}: {limit:,.0f} USD per {budget.spec.period.type.value} period"
     axes.set(xlabel="day", ylabel="USD left in the period", title=title)
     axes.legend()
     return _save(figure, path)
