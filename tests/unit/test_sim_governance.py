@@ -151,3 +151,16 @@ def test_policies_directory_loads_budgets_and_policies_and_names_a_bad_field(
     )
     with pytest.raises(PolicyError, match=r"b.yaml: CostPolicy bad: spec.mode"):
         load_governance(tmp_path)
+
+
+def test_a_job_the_ladder_stops_before_it_ever_works_again_ends_the_replay_unfinished() -> None:
+    # An hour to restart and a tick every 30 min: each period the job is suspended again
+    # before it works; the replay stops at its horizon instead of ticking forever.
+    slow = MAPPING.model_copy(update={"restart_latency_seconds": 3600.0})
+    inputs = Inputs([_job("low", 6, 2, Priority.LOW)], CapacityTrace("spot", HOUR, (8.0,)),
+                    PRICES, slow, ENERGY,
+                    Governance((_budget(1, (1, "SuspendLowPriority")),), (_policy(),)))  # fmt: skip
+    result = Replay(inputs, STRATEGIES["steward"](slow)).run()
+    assert result.unfinished == 1
+    assert result.daily_usd[0] == 0.5 * 2 * 4  # worked to its first checkpoint, then stopped
+    assert result.daily_usd[1] == 0.5 * 2 * 4  # 30 min of restart, stopped before any work

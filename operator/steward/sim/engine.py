@@ -152,6 +152,7 @@ class Replay:
         self.live: dict[int, None] = {}  # arrived, not done
         self.blocked: dict[int, None] = {}  # held by admission, first come first served
         self.done = 0
+        self.horizon = 0.0
         facts = [job_facts(job, self.mapping) for job in inputs.jobs]
         self.book = BudgetBook(inputs.governance.budgets, facts)
         self.governor: SimGovernor | None = None
@@ -167,7 +168,7 @@ class Replay:
         jobs = self.inputs.jobs
         for index, job in enumerate(jobs):
             self._push(job.arrival, _Kind.ARRIVE, index)
-        horizon = _horizon(jobs) + (_GOVERNED_EXTRA if self.governor else 0.0)
+        horizon = self.horizon = _horizon(jobs) + (_GOVERNED_EXTRA if self.governor else 0.0)
         for moment, gpus in self.inputs.capacity.changes(horizon):
             self._push(moment, _Kind.CAPACITY, -1, gpus)
         if self.governor is not None:
@@ -363,7 +364,9 @@ class Replay:
         for index in governor.released(list(self.blocked), now):
             del self.blocked[index]
             self._place(index, now)
-        if self.done < len(self.inputs.jobs):
+        # Past the horizon a job the ladder keeps stopping before it works (restart latency
+        # longer than the interval) would tick forever: it counts as unfinished instead.
+        if self.done < len(self.inputs.jobs) and now < self.horizon:
             self._push(governor.next_tick(now), _Kind.GOVERN, -1)
 
     def _phase(self, index: int) -> TrainingJobPhase:
