@@ -47,7 +47,6 @@ from steward.api.v1alpha1.trainingjob import (
 from steward.cost.accounting import Amounts
 from steward.cost.catalog import GPUHourPrices
 from steward.cost.periods import Window
-from steward.cost.usage import WorkloadRef
 from steward.policy.budgets import BudgetFacts, reconcile_budget
 from steward.policy.governor import (
     Decision,
@@ -103,13 +102,7 @@ class SimGovernor:
         self._admission_context: tuple[object, ...] = ()
         self._index = {f.ref: i for i, f in enumerate(facts)}
         self._last = 0.0
-        self._ladder_possible = any(b.spec.thresholds for b in self.budgets)
         self._spot_rules = any(p.spec.spot and p.spec.spot.training for p in self.policies)
-
-    @property
-    def active(self) -> bool:
-        """Whether there is anything to govern (without Budgets or policies, nothing)."""
-        return bool(self.budgets or self.policies)
 
     def next_tick(self, now: float) -> float:
         """The next tick after ``now``: an interval on, or a Budget's period boundary first."""
@@ -171,7 +164,7 @@ class SimGovernor:
         """``decide`` changes nothing without an action in force, a directive to remove or a
         policy's own spot rule: skipping it then is exact, and keeps long replays fast."""
         asked = any(b.status and b.status.active_actions for b in self.budgets)
-        return bool(self.directives) or self._spot_rules or (self._ladder_possible and asked)
+        return bool(self.directives) or self._spot_rules or asked
 
     def _view(self, job: LiveJob) -> WorkloadView:
         """The job as the governor sees it; built again only when its phase or attempt moved
@@ -236,9 +229,6 @@ class SimGovernor:
 
     def directive(self, index: int) -> GovernorDirective | None:
         return self.directives.get(index)
-
-    def ref(self, index: int) -> WorkloadRef:
-        return self.facts[index].ref
 
 
 def _asked(budget: Budget) -> tuple[object, ...]:
