@@ -34,11 +34,11 @@ from steward.policy.autoscaling import (
     PoolView,
     autoscale,
     budget_cap,
+    pool_policy,
 )
 from steward.policy.budgets import status_amount
 from steward.policy.conditions import set_condition
 from steward.policy.notes import Note
-from steward.policy.scope import matches
 
 log = logging.getLogger("steward.governor")
 Raw = dict[str, Any]
@@ -135,19 +135,6 @@ def _pools(
     for name in [n for n in memory.idle_since if n not in seen]:
         del memory.idle_since[name]
     return pools
-
-
-def pool_policy(policies: Sequence[CostPolicy], pool: GPUNodePool) -> CostPolicy | None:
-    """The CostPolicy that sizes ``pool`` (see the module docstring), or None."""
-    ranked = sorted(
-        (p for p in policies if p.spec.mode != PolicyMode.OFF and p.spec.node_pools is not None),
-        key=lambda p: (-p.spec.priority, p.metadata.name or ""),
-    )
-    for policy in ranked:
-        selector = policy.spec.node_pools.pool_selector  # type: ignore[union-attr]
-        if selector is None or matches(selector, pool.metadata.labels):
-            return policy
-    return None
 
 
 def _running_cost(

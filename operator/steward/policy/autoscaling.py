@@ -32,10 +32,11 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from steward.api.v1alpha1.common import CapacityType
-from steward.api.v1alpha1.costpolicy import NodePoolRules
+from steward.api.v1alpha1.common import CapacityType, PolicyMode
+from steward.api.v1alpha1.costpolicy import CostPolicy, NodePoolRules
 from steward.api.v1alpha1.gpunodepool import GPUNodePool, TaintEffect
 from steward.policy.placement import PLATFORMS, gpu_model_requirements, node_matches
+from steward.policy.scope import matches
 from steward.snapshot import NodeRecord
 
 PodKey = tuple[str, str]
@@ -46,7 +47,8 @@ _INSTANCE_TYPE_LABEL: Final = "node.kubernetes.io/instance-type"
 
 @dataclass(frozen=True)
 class PendingPod:
-    """A GPU pod no node has been found for yet."""
+    """A GPU pod no node has been found for yet. ``gpus``: what it requests, in GPUs (in
+    slices of a GPU where its pools share GPUs, :attr:`PoolView.slices_per_gpu`)."""
 
     key: PodKey
     gpus: int
@@ -61,7 +63,8 @@ class PendingPod:
 
 @dataclass(frozen=True)
 class PoolNode:
-    """One node of a pool. ``idle_since``: when its last GPU pod ended (None: busy now)."""
+    """One node of a pool (GPUs in the pods' units). ``idle_since``: when its last GPU pod
+    ended (None: busy now)."""
 
     name: str
     ready: bool
@@ -101,10 +104,18 @@ class PoolView:
     budget_caps: Mapping[str, BudgetCap] = field(default_factory=dict)
     last_scale_up: datetime | None = None
     last_scale_down: datetime | None = None
+    #: Scheduling units per GPU: 1 (``nvidia.com/gpu`` is a whole GPU); the replay packs
+    #: shared-GPU pods (fractional GPUs, as in the traced cluster) in thousandths.
+    slices_per_gpu: int = 1
 
     @property
     def name(self) -> str:
         return self.pool.metadata.name or ""
+
+    @property
+    def node_slices(self) -> int:
+        """What one node of the pool offers, in the pods' units."""
+        return self.pool.spec.gpus_per_node * self.slices_per_gpu
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,20 @@ class PoolDecision:
         return self.to_nodes != self.from_nodes or bool(self.remove)
 
 
+def pool_policy(policies: Sequence[CostPolicy], pool: GPUNodePool) -> CostPolicy | None:
+    """The CostPolicy that sizes ``pool``: of those with ``nodePools`` whose ``poolSelector``
+    selects it (none: every pool), the highest ``priority``, ties by name; Off sizes nothing."""
+    ranked = sorted(
+        (p for p in policies if p.spec.mode != PolicyMode.OFF and p.spec.node_pools is not None),
+        key=lambda p: (-p.spec.priority, p.metadata.name or ""),
+    )
+    for policy in ranked:
+        selector = policy.spec.node_pools.pool_selector  # type: ignore[union-attr]
+        if selector is None or matches(selector, pool.metadata.labels):
+            return policy
+    return None
+
+
 def pool_labels(pool: GPUNodePool) -> dict[str, str]:
     """The labels every node of ``pool`` carries: its own, and the well-known ones for its GPU
     model, instance type and capacity type (Steward's and Karpenter's keys)."""
@@ -140,9 +165,9 @@ def pool_labels(pool: GPUNodePool) -> dict[str, str]:
     return labels | dict(spec.labels)
 
 
-def hosts(pool: GPUNodePool, pod: PendingPod) -> bool:
+def hosts(pool: GPUNodePool, pod: PendingPod, slices_per_gpu: int = 1) -> bool:
     """Whether a node of ``pool`` could run ``pod`` (see the module docstring)."""
-    if pod.gpus > pool.spec.gpus_per_node:
+    if pod.gpus > pool.spec.gpus_per_node * slices_per_gpu:
         return False
     labels = pool_labels(pool)
     if any(labels.get(key) != value for key, value in pod.node_selector.items()):
@@ -201,7 +226,7 @@ def _place(
     rooms = {view.name: _room(view, now) for view in views}
     waiting: dict[str, list[PodKey]] = {}
     for pod in sorted(pending, key=lambda p: (-p.gpus, p.since, p.key)):
-        fitting = sorted((v for v in views if hosts(v.pool, pod)), key=_by_price)
+        fitting = sorted((v for v in views if hosts(v.pool, pod, v.slices_per_gpu)), key=_by_price)
         # Free GPUs anywhere the pod fits: the scheduler binds it there without new nodes.
         if any(_fit_existing(rooms[v.name], pod) for v in fitting):
             continue
@@ -215,7 +240,7 @@ def _place(
 def _room(view: PoolView, now: datetime) -> _Room:
     free = [max(n.gpus - n.allocated_gpus, 0) for n in view.nodes if n.ready]
     asked = max(view.desired - len(view.nodes), 0)
-    free += [view.pool.spec.gpus_per_node] * asked
+    free += [view.node_slices] * asked
     limit, held = _growth_limit(view, now)
     return _Room(free=free, limit=limit, held=held)
 
@@ -277,7 +302,7 @@ def _open(room: _Room, view: PoolView, pod: PendingPod) -> bool:
     room.opened += 1
     for budget in pod.budgets:
         room.by_budget[budget] = room.by_budget.get(budget, 0) + 1
-    room.free.append(view.pool.spec.gpus_per_node - pod.gpus)
+    room.free.append(view.node_slices - pod.gpus)
     room.pods.append(pod.key)
     return True
 
