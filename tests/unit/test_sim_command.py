@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
 from steward.cli import main
@@ -95,3 +96,32 @@ def test_simulate_governs_steward_by_the_policies_directory(tmp_path: Path) -> N
     assert steward["governor_actions"] == {"SuspendLowPriority": 3}
     assert steward["daily_usd"] == [5.0, 4.0, 4.0, 4.0]
     assert (steward["budget_breaches"], steward["preemptions"]) == (0, 0)
+
+
+def _pool_yaml(name: str, capacity: str) -> str:
+    return (
+        f"apiVersion: steward.ai/v1alpha1\nkind: GPUNodePool\nmetadata: {{name: {name}}}\n"
+        f"spec: {{provider: {{type: Kwok}}, instanceType: p3.2xlarge, gpuModel: V100,\n"
+        f"       gpusPerNode: 2, capacityType: {capacity}, maxNodes: 4}}\n"
+    )
+
+
+def test_simulate_runs_on_the_node_pools_of_the_policies_directory(tmp_path: Path) -> None:
+    arguments = _traces(tmp_path)
+    policies = tmp_path / "policies"
+    (policies / "pools.yaml").write_text(_pool_yaml("spot", "Spot"))
+    refused = CliRunner().invoke(main, arguments)
+    assert refused.exit_code != 0
+    assert "no on-demand GPUNodePool" in refused.output
+    (policies / "pools.yaml").write_text(_pool_yaml("spot", "Spot") + "---\n"
+                                         + _pool_yaml("on-demand", "OnDemand"))  # fmt: skip
+    result = CliRunner().invoke(main, [*arguments, "--json"])
+    assert result.exit_code == 0, result.output
+    on_demand = next(r for r in json.loads(result.stdout)["results"] if r["policy"] == "on-demand")
+    # a (2 GPUs, 2 h) and b (1 GPU, 1 h) on two 2-GPU nodes, each closed 10 min after its job:
+    # 2 GPUs x (2 h + 1/6 h + 1 h + 1/6 h) x 4 USD; the runs held 5 GPU-hours.
+    assert on_demand["usd"] == pytest.approx(2 * (3 + 2 / 6) * 4.0)
+    assert (on_demand["gpu_hours"], on_demand["node_gpu_hours"]) == (
+        5.0,
+        pytest.approx(2 * (3 + 2 / 6)),
+    )

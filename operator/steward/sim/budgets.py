@@ -23,6 +23,7 @@ from pydantic import ValidationError
 
 from steward.api.v1alpha1.budget import Budget
 from steward.api.v1alpha1.costpolicy import CostPolicy
+from steward.api.v1alpha1.gpunodepool import GPUNodePool
 from steward.cost.accounting import Amounts
 from steward.cost.periods import Window, window
 from steward.cost.usage import WorkloadRef
@@ -42,19 +43,22 @@ class PolicyError(ValueError):
 
 @dataclass(frozen=True)
 class Governance:
-    """The Budgets and CostPolicies a replay runs under."""
+    """The Budgets and CostPolicies a replay runs under, and its GPU node pools (none: GPUs
+    are only counted, :mod:`steward.sim.pools`)."""
 
     budgets: tuple[Budget, ...] = ()
     policies: tuple[CostPolicy, ...] = ()
+    pools: tuple[GPUNodePool, ...] = ()
 
 
 def load_governance(directory: Path | None) -> Governance:
-    """The Budgets and CostPolicies in the YAML files of ``directory`` (other kinds ignored);
-    :class:`PolicyError` names the file, object and field of an invalid one."""
+    """The Budgets, CostPolicies and GPUNodePools in the YAML files of ``directory`` (other
+    kinds ignored); :class:`PolicyError` names the file, object and field of an invalid one."""
     if directory is None:
         return Governance()
     budgets: list[Budget] = []
     policies: list[CostPolicy] = []
+    pools: list[GPUNodePool] = []
     for path in sorted(directory.glob("*.y*ml")):
         try:
             documents = list(yaml.safe_load_all(path.read_text(encoding="utf-8")))
@@ -67,12 +71,14 @@ def load_governance(directory: Path | None) -> Governance:
                     budgets.append(Budget.model_validate(document))
                 elif kind == "CostPolicy":
                     policies.append(CostPolicy.model_validate(document))
+                elif kind == "GPUNodePool":
+                    pools.append(GPUNodePool.model_validate(document))
             except ValidationError as error:
                 first = error.errors()[0]
                 where = ".".join(str(part) for part in first["loc"])
                 name = (document.get("metadata") or {}).get("name", "?")
                 raise PolicyError(f"{path}: {kind} {name}: {where}: {first['msg']}") from None
-    return Governance(tuple(budgets), tuple(policies))
+    return Governance(tuple(budgets), tuple(policies), tuple(pools))
 
 
 def job_facts(job: SimJob, mapping: SimMapping) -> WorkloadFacts:

@@ -22,6 +22,7 @@ from steward.sim.loaders import (
 )
 from steward.sim.mapping import SimMapping, load_mapping
 from steward.sim.model import EnergyModel, PriceSeries
+from steward.sim.pools import check_pools
 from steward.sim.replay import POLICIES, replay_all
 from steward.sim.report import Report, write
 
@@ -39,8 +40,9 @@ EXISTING = click.Path(exists=True, dir_okay=False, path_type=Path)
 @click.option("--zone", required=True, help="AWS availability zone or GCP region priced.")
 @click.option("--on-demand-prices", type=EXISTING, help="AWS on-demand price list (JSON).")
 @click.option("--policies", type=click.Path(exists=True, file_okay=False, path_type=Path),
-              help="Directory of Budgets and CostPolicies (YAML): Steward is governed by "
-                   "them, every policy's breaches are counted.")  # fmt: skip
+              help="Directory of Budgets, CostPolicies and GPUNodePools (YAML): Steward is "
+                   "governed by them, every policy's breaches are counted, every policy runs "
+                   "on the node pools.")  # fmt: skip
 @click.option("--mapping", "mapping_file", type=EXISTING, help="YAML overriding the mapping.")
 @click.option("--policy", "chosen", multiple=True, type=click.Choice(POLICIES),
               help="Replay only these (repeatable; default all).")  # fmt: skip
@@ -68,6 +70,7 @@ def simulate(
         series = _prices(prices, instance, zone, on_demand_prices)
         inputs = replace(_inputs(workload, spot, series, mapping),
                          governance=load_governance(policies))  # fmt: skip
+        check_pools(inputs.governance, inputs.jobs)
     except (TraceError, PolicyError, ValueError) as error:
         raise click.ClickException(str(error)) from None
     names = (workload.name, inputs.capacity.name, series.name)
@@ -106,10 +109,14 @@ def _replay(
 def _inputs(workload: Path, spot: Path, prices: PriceSeries, mapping: SimMapping) -> Inputs:
     jobs = load_workload(workload, mapping)
     capacity = load_capacity(spot, mapping)
+    return Inputs(jobs, capacity, prices, mapping, energy_model(mapping))
+
+
+def energy_model(mapping: SimMapping) -> EnergyModel:
+    """The mapping's GPU model's measured power curve at its utilisation (busy) and idle."""
     curve = curve_for(mapping.gpu_model)
-    energy = EnergyModel(curve.watts(mapping.utilization_percent), mapping.pue,
-                         mapping.grams_co2e_per_kwh)  # fmt: skip
-    return Inputs(jobs, capacity, prices, mapping, energy)
+    return EnergyModel(curve.watts(mapping.utilization_percent), mapping.pue,
+                       mapping.grams_co2e_per_kwh, idle_watts=curve.watts(None))  # fmt: skip
 
 
 def _prices(path: Path, instance: str, zone: str, on_demand: Path | None) -> PriceSeries:

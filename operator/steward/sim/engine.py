@@ -1,13 +1,15 @@
-"""The replay: an event-driven simulated cluster with unlimited on-demand GPUs and the spot
-GPUs the capacity trace makes obtainable.
+"""The replay: an event-driven simulated cluster, either GPUs counted (unlimited on-demand
+GPUs and the spot GPUs the capacity trace makes obtainable) or GPU node pools
+(:mod:`steward.sim.pools`: nodes the operator's autoscaler opens and closes, billed whole).
 
 Events: a job arrives; a run finishes; a run stops at a checkpoint for the governor; spot
 capacity changes; a job's wait for spot ends; the governor ticks (Steward under Budgets or
-CostPolicies, :mod:`steward.sim.governance`).
-When capacity drops below what spot runs hold, the most recently started runs are preempted
-first (the cloud reclaims whole instances; which ones is not in the traces, and last-in keeps
-long-running work alive, stated in docs/simulator.md). Freed spot capacity goes to waiting jobs
-first come, first served.
+CostPolicies, :mod:`steward.sim.governance`); the pools are looked at again (idle nodes,
+cooldowns).
+When capacity drops below what spot runs hold, counted GPUs preempt the most recently started
+runs first, pools the runs on the newest spot nodes (the cloud reclaims whole instances; which
+ones is not in the traces, and last-in keeps long-running work alive, stated in
+docs/simulator.md). Freed capacity goes to waiting jobs first come, first served.
 
 A run of a job with ``R`` seconds of work left, started at ``s``, takes the restart latency
 ``L`` (attempts after the first), then works, pausing ``O`` seconds at each checkpoint every
@@ -15,7 +17,9 @@ A run of a job with ``R`` seconds of work left, started at ``s``, takes the rest
 it keeps ``C x floor((p - s - L) / (C + O))`` of progress (nothing without checkpoints). A run's
 cost is its GPUs x its wall time x the price in force (spot: the integral of the price series),
 whether it made progress or not, charged in pieces split at day and Budget period boundaries
-(and at governor ticks, which read the spend so far).
+(and at governor ticks, which read the spend so far). With pools the bill is the nodes' instead:
+every node's GPUs from opening to closing; runs are still charged to their Budgets by the GPUs
+they hold, as the operator's accounting does.
 
 Governed (Steward): a job the governor suspends, or whose directive moves it between spot and
 on-demand, stops when its next checkpoint is written (``start + L + k x (C + O)``), keeping
@@ -39,6 +43,7 @@ from steward.sim.budgets import DAY, BudgetBook, Governance, job_facts
 from steward.sim.governance import LiveJob, SimGovernor
 from steward.sim.mapping import SimMapping
 from steward.sim.model import CapacityTrace, EnergyModel, PriceSeries, SimJob
+from steward.sim.pools import NodePools, Request
 from steward.sim.strategies import History, Strategy, Want, job_spec
 
 #: Beyond the workload's horizon, how long a governed replay may still run (a job held by
@@ -52,7 +57,8 @@ class _Kind(IntEnum):  # the order of events at the same moment
     CAPACITY = 2
     WAIT_OVER = 3
     GOVERN = 4
-    ARRIVE = 5
+    SCALE = 5
+    ARRIVE = 6
 
 
 class _Held(StrEnum):
@@ -97,6 +103,8 @@ class PolicyResult:
     spot_usd: float = 0.0
     gpu_hours: float = 0.0
     spot_gpu_hours: float = 0.0
+    #: GPU-hours of the nodes opened, busy or idle (None: no node pools, GPUs counted).
+    node_gpu_hours: float | None = None
     kwh: float = 0.0
     kg_co2e: float = 0.0
     preemptions: int = 0
@@ -149,12 +157,20 @@ class Replay:
         self.spot_used = 0.0
         self.spot_runs: list[int] = []  # job indices, in start order
         self.waiting: dict[int, None] = {}  # job indices, first come first served
+        self.queued: dict[int, float] = {}  # on-demand runs waiting for a node: since when
         self.live: dict[int, None] = {}  # arrived, not done
         self.blocked: dict[int, None] = {}  # held by admission, first come first served
         self.done = 0
         self.horizon = 0.0
         facts = [job_facts(job, self.mapping) for job in inputs.jobs]
         self.book = BudgetBook(inputs.governance.budgets, facts)
+        self.pools: NodePools | None = None
+        self._reviews: set[float] = set()
+        if inputs.governance.pools:
+            governance = inputs.governance
+            self.result.node_gpu_hours = 0.0
+            self.pools = NodePools(governance.pools, governance.policies, inputs.prices,
+                                   bill=self._bill, schedule=self._review_at)  # fmt: skip
         self.governor: SimGovernor | None = None
         if strategy.governed and (inputs.governance.budgets or inputs.governance.policies):
             specs = [job_spec(job, self.mapping) for job in inputs.jobs]
@@ -173,12 +189,14 @@ class Replay:
             self._push(moment, _Kind.CAPACITY, -1, gpus)
         if self.governor is not None:
             self._push(self.governor.next_tick(0.0), _Kind.GOVERN, -1)
+        self._review_at(0.0)
+        now = 0.0
         while self.events:
             now, kind, _, index, value = heapq.heappop(self.events)
             self._handle(_Kind(kind), index, value, now)
             if progress is not None:
                 progress(now)
-        self._close()
+        self._close(now)
         return self.result
 
     def _push(self, moment: float, kind: _Kind, index: int, value: float = 0.0) -> None:
@@ -201,6 +219,12 @@ class Replay:
             self.capacity = value
             self._preempt_over_capacity(now)
             self._admit_waiting(now)
+        elif kind == _Kind.SCALE:
+            self._reviews.discard(now)
+            if self.pools is not None:
+                # Removing idle spot nodes can free trace capacity for another spot pool.
+                self.pools.review(now)
+                self._admit_waiting(now)
         elif kind == _Kind.WAIT_OVER:
             state = self.states[index]
             if index in self.waiting and state.waiting_since == value:
@@ -229,13 +253,12 @@ class Replay:
             return
         state.held = None
         want = self.strategy.want(job, state.history, now, directive)
-        fits = self.spot_used + job.gpus <= self.capacity
-        if want == Want.ON_DEMAND or (want == Want.SPOT_OR_ON_DEMAND and not fits):
-            self._start(index, now, on_spot=False)
-        elif fits and not self.waiting:
+        if want == Want.ON_DEMAND:
+            self._request(index, now)
+        elif not self.waiting and self._take(index, now, on_spot=True):
             self._start(index, now, on_spot=True)
         elif want == Want.SPOT_OR_ON_DEMAND:
-            self._start(index, now, on_spot=False)
+            self._request(index, now)
         else:
             self.waiting[index] = None
             state.waiting_since = now
@@ -243,13 +266,54 @@ class Replay:
             if limit is not None:
                 self._push(limit, _Kind.WAIT_OVER, index, now)
 
+    def _request(self, index: int, now: float) -> None:
+        """Start an on-demand run, or queue it for a node (pools)."""
+        if self._take(index, now, on_spot=False):
+            self._start(index, now, on_spot=False)
+        else:
+            self.queued[index] = now
+
+    def _take(self, index: int, now: float, *, on_spot: bool) -> bool:
+        """Capacity for job ``index``'s next run: counted GPUs (on-demand unlimited) or a node."""
+        gpus = self.inputs.jobs[index].gpus
+        if self.pools is not None:
+            return self.pools.take(index, gpus, now, on_spot=on_spot)
+        return not on_spot or self.spot_used + gpus <= self.capacity
+
     def _admit_waiting(self, now: float) -> None:
+        if self.pools is not None:
+            self._admit_to_pools(now)
+            return
         for index in list(self.waiting):
             job = self.inputs.jobs[index]
             if self.spot_used + job.gpus <= self.capacity:
                 del self.waiting[index]
                 self.states[index].waiting_since = None
                 self._start(index, now, on_spot=True)
+
+    def _admit_to_pools(self, now: float) -> None:
+        """Queued on-demand runs, then runs waiting for spot, first come first served."""
+        assert self.pools is not None
+        jobs, states = self.inputs.jobs, self.states
+        requests = [Request(i, jobs[i].gpus, False, since) for i, since in self.queued.items()]
+        requests += [Request(i, jobs[i].gpus, True, states[i].waiting_since or now)
+                     for i in self.waiting]  # fmt: skip
+        if not requests:
+            return
+        for index in self.pools.admit(requests, now):
+            on_spot = index in self.waiting
+            if on_spot:
+                del self.waiting[index]
+                states[index].waiting_since = None
+            else:
+                del self.queued[index]
+            self._start(index, now, on_spot=on_spot)
+
+    def _review_at(self, at: float) -> None:
+        """Look at the pools again at ``at`` (once per moment)."""
+        if self.pools is not None and at not in self._reviews:
+            self._reviews.add(at)
+            self._push(at, _Kind.SCALE, -1)
 
     def _start(self, index: int, now: float, *, on_spot: bool) -> None:
         job, state = self.inputs.jobs[index], self.states[index]
@@ -258,7 +322,7 @@ class Replay:
         left = job.work - state.progress
         finish = now + latency + left + self._overhead(job, left)
         state.run = _Run(index, now, on_spot, latency, left, finish, charged_until=now)
-        if on_spot:
+        if on_spot and self.pools is None:
             self.spot_used += job.gpus
             self.spot_runs.append(index)
         self._push(finish, _Kind.FINISH, index, finish)
@@ -284,18 +348,24 @@ class Replay:
             self.governor.forget(index)
 
     def _preempt_over_capacity(self, now: float) -> None:
+        if self.pools is not None:
+            for index in self.pools.reclaim(self.capacity, now):
+                self._preempt(index, now)
+            return
         while self.spot_used > self.capacity + 1e-9 and self.spot_runs:
-            index = self.spot_runs[-1]
-            job, state = self.inputs.jobs[index], self.states[index]
-            run = state.run
-            assert run is not None
-            kept = self._kept(job, run, now)
-            self.result.preemptions += 1
-            self.result.lost_gpu_hours += job.gpus * (now - run.start - kept) / 3600
-            self._end_run(index, now)
-            state.progress += min(kept, run.work_left)
-            state.history.ended.append(EndReason.PREEMPTED)
-            self._place(index, now)
+            self._preempt(self.spot_runs[-1], now)
+
+    def _preempt(self, index: int, now: float) -> None:
+        job, state = self.inputs.jobs[index], self.states[index]
+        run = state.run
+        assert run is not None
+        kept = self._kept(job, run, now)
+        self.result.preemptions += 1
+        self.result.lost_gpu_hours += job.gpus * (now - run.start - kept) / 3600
+        self._end_run(index, now)
+        state.progress += min(kept, run.work_left)
+        state.history.ended.append(EndReason.PREEMPTED)
+        self._place(index, now)
 
     def _kept(self, job: SimJob, run: _Run, now: float) -> float:
         """Progress a preempted run keeps: work up to its last completed checkpoint."""
@@ -312,7 +382,9 @@ class Replay:
         assert run is not None
         self._accrue(run, now)
         state.run = None
-        if run.on_spot:
+        if self.pools is not None:
+            self.pools.release(index, now)
+        elif run.on_spot:
             self.spot_used -= job.gpus
             self.spot_runs.remove(index)
 
@@ -323,8 +395,9 @@ class Replay:
             run.charged_until = until
 
     def _charge(self, index: int, start: float, end: float, *, on_spot: bool) -> None:
-        """Add a run's cost, GPU-hours and energy, split by day and Budget period."""
-        job, result, prices = self.inputs.jobs[index], self.result, self.inputs.prices
+        """Add a run's cost (to the bill when GPUs are counted; with pools the nodes are the
+        bill), GPU-hours and energy, split by day and Budget period."""
+        job, result = self.inputs.jobs[index], self.result
         energy, members = self.inputs.energy, self.book.members[index]
         moment = start
         while moment < end:
@@ -332,16 +405,11 @@ class Replay:
             until = min(end, (day + 1) * DAY,
                         *(self.book.period(b, moment).end for b in members))  # fmt: skip
             gpu_seconds = job.gpus * (until - moment)
-            if on_spot:
-                usd = job.gpus * prices.spot_usd_per_gpu(moment, until)
-            else:
-                usd = job.gpus * prices.on_demand * (until - moment) / 3600
+            usd = self._usd(job.gpus, moment, until, on_spot=on_spot)
             kwh = energy.kwh(gpu_seconds)
             kg_co2e = kwh * energy.grams_co2e_per_kwh / 1000
-            _add_day(result.daily_usd, day, usd)
-            _add_day(result.daily_spot_usd, day, usd if on_spot else 0.0)
-            result.usd += usd
-            result.spot_usd += usd if on_spot else 0.0
+            if self.pools is None:
+                self._add_usd(day, usd, on_spot=on_spot)
             result.gpu_hours += gpu_seconds / 3600
             result.spot_gpu_hours += gpu_seconds / 3600 if on_spot else 0.0
             result.kwh += kwh
@@ -349,6 +417,30 @@ class Replay:
             self.book.add(index, moment, usd=usd, on_spot=on_spot, kwh=kwh, kg_co2e=kg_co2e,
                           gpu_seconds=gpu_seconds)  # fmt: skip
             moment = until
+
+    def _bill(self, gpus: int, start: float, end: float, on_spot: bool) -> None:
+        """A pool node's ``gpus`` GPUs from ``start`` to ``end``, busy or idle: the bill."""
+        moment = start
+        while moment < end:
+            day = int(moment // DAY)
+            until = min(end, (day + 1) * DAY)
+            self._add_usd(day, self._usd(gpus, moment, until, on_spot=on_spot), on_spot=on_spot)
+            hours = gpus * (until - moment) / 3600
+            self.result.node_gpu_hours = (self.result.node_gpu_hours or 0.0) + hours
+            moment = until
+
+    def _usd(self, gpus: float, start: float, end: float, *, on_spot: bool) -> float:
+        prices = self.inputs.prices
+        if on_spot:
+            return gpus * prices.spot_usd_per_gpu(start, end)
+        return gpus * prices.on_demand * (end - start) / 3600
+
+    def _add_usd(self, day: int, usd: float, *, on_spot: bool) -> None:
+        result = self.result
+        _add_day(result.daily_usd, day, usd)
+        _add_day(result.daily_spot_usd, day, usd if on_spot else 0.0)
+        result.usd += usd
+        result.spot_usd += usd if on_spot else 0.0
 
     # --- The governor ----------------------------------------------------------------------------
     def _govern(self, now: float) -> None:
@@ -390,6 +482,9 @@ class Replay:
                 state.waiting_since = None
                 state.history.ended.append(EndReason.RESCHEDULED)
                 self._place(index, now)
+        elif index in self.queued:  # on-demand, waiting for a node: decide again
+            del self.queued[index]
+            self._place(index, now)
         elif state.held == _Held.SUSPENDED and not (directive is not None and directive.suspend):
             self._place(index, now)
 
@@ -422,8 +517,16 @@ class Replay:
         self._place(index, now)
         self._admit_waiting(now)
 
-    def _close(self) -> None:
+    def _close(self, now: float) -> None:
         result, jobs = self.result, self.inputs.jobs
+        if self.pools is not None:
+            # Nodes still open (minNodes) are billed until the last job is done.
+            done = [s.done_at for s in self.states if s.done_at is not None]
+            self.pools.close(max(done) if done and len(done) == len(jobs) else now)
+            idle_hours = max((result.node_gpu_hours or 0.0) - result.gpu_hours, 0.0)
+            idle_kwh = self.inputs.energy.idle_kwh(idle_hours * 3600)
+            result.kwh += idle_kwh
+            result.kg_co2e += idle_kwh * self.inputs.energy.grams_co2e_per_kwh / 1000
         result.budget_breaches = self.book.breaches()
         for number, budget in enumerate(self.book.budgets):
             name = budget.metadata.name or str(number)

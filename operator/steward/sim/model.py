@@ -123,12 +123,16 @@ class PriceSeries:
 @dataclass(frozen=True)
 class EnergyModel:
     """Facility energy and emissions of a running GPU: ``watts`` drawn at the workload's
-    utilisation (from a measured power curve), times the data centre's ``pue``, and
-    ``grams_co2e_per_kwh`` of the grid."""
+    utilisation (from a measured power curve; ``idle_watts`` by a GPU no pod holds, on a node
+    that is up), times the data centre's ``pue``, and ``grams_co2e_per_kwh`` of the grid."""
 
     watts: float
     pue: float
     grams_co2e_per_kwh: float
+    idle_watts: float = 0.0
 
     def kwh(self, gpu_seconds: float) -> float:
         return gpu_seconds * self.watts * self.pue / 3.6e6
+
+    def idle_kwh(self, gpu_seconds: float) -> float:
+        return gpu_seconds * self.idle_watts * self.pue / 3.6e6

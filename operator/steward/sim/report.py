@@ -20,6 +20,7 @@ COLUMNS = (
     ("policy", "policy", "{}"),
     ("USD", "usd", "{:,.2f}"),
     ("GPU-h", "gpu_hours", "{:,.1f}"),
+    ("node GPU-h", "node_gpu_hours", "{:,.1f}"),
     ("spot share", "spot_share", "{:.1%}"),
     ("kWh", "kwh", "{:,.1f}"),
     ("kgCO2e", "kg_co2e", "{:,.1f}"),
