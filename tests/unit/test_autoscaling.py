@@ -224,3 +224,13 @@ def test_decisions_stay_within_bounds_and_never_remove_pinned_nodes(
         assert decision.to_nodes <= max(maximum, minimum)
     if decision.to_nodes < decision.from_nodes:
         assert decision.to_nodes >= minimum
+
+
+def test_shared_gpus_pack_in_slices_of_a_gpu() -> None:
+    # 1,000 slices per GPU: twenty 0.5-GPU pods need 10,000 of an 8-GPU node's 8,000: two nodes;
+    # counted as whole GPUs (1 slice per GPU) a 500-GPU pod fits no node at all.
+    pods = [_pod(f"p{i}", 500) for i in range(20)]
+    [shared] = autoscale([_view(_pool(), slices_per_gpu=1000)], pods, NOW)
+    assert shared.to_nodes == 2
+    [whole] = autoscale([_view(_pool())], pods, NOW)
+    assert whole.to_nodes == 0
