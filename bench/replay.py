@@ -1,7 +1,7 @@
 """Trace replay: Steward's policy against every baseline on real traces, and replay speed.
 
-    python bench/replay.py [--data ../shared/data] [--policies bench/replay-policies]
-                           [--out docs/replay] [--json out.json]
+    python bench/replay.py [--data ../shared/data] [--policies DIR ...] [--out docs/replay]
+                           [--json out.json]
 
 Workloads: the full Alibaba ``openb_pod_list_default`` (8k pods, 149 days) and its
 ``gpushare100`` variant (70 % best-effort pods, all sharing GPUs). (The Alibaba spot-GPU job
@@ -11,7 +11,9 @@ A100 trace. Prices: AWS p3.16xlarge spot history in us-west-2c (per GPU-hour) wi
 us-east-1 on-demand list for the AWS traces; GCP a2-highgpu-8g spot/on-demand history in
 us-central1 for the GCP trace. Default mapping (docs/simulator.md). Governance: the Budget and
 CostPolicy in ``bench/replay-policies`` (a monthly USD budget on namespace ``openb`` with a
-four-rung ladder); Steward is governed by them, every policy's breaches are counted. Speed:
+four-rung ladder; the default), the node pools in ``bench/replay-pools`` (1- and 8-GPU nodes,
+on-demand and spot), or both (``--policies`` repeated); Steward is governed by the Budgets and
+CostPolicies, every policy's breaches are counted, every policy runs on the pools. Speed:
 each replay's time as a multiple of reading and parsing the workload CSV in the same run.
 """
 
@@ -20,14 +22,14 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from itertools import chain
 from pathlib import Path
 
-from steward.cost.power import curve_for
-from steward.sim.budgets import load_governance
+from steward.sim.budgets import Governance, load_governance
+from steward.sim.command import energy_model
 from steward.sim.engine import Inputs
 from steward.sim.loaders import aws_spot_prices, gcp_prices, load_capacity, load_workload
 from steward.sim.mapping import SimMapping
-from steward.sim.model import EnergyModel
 from steward.sim.replay import replay_all
 from steward.sim.report import write
 
@@ -42,15 +44,18 @@ TRACES = (
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=Path("../shared/data"))
-    parser.add_argument("--policies", type=Path, default=Path(__file__).parent / "replay-policies")
+    parser.add_argument("--policies", type=Path, action="append",
+                        help="a directory of Budgets, CostPolicies, GPUNodePools (repeatable; "
+                             "default bench/replay-policies)")  # fmt: skip
     parser.add_argument("--out", type=Path, default=None)
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args()
     data, mapping = args.data, SimMapping()
-    governance = load_governance(args.policies)
-    curve = curve_for(mapping.gpu_model)
-    energy = EnergyModel(curve.watts(mapping.utilization_percent), mapping.pue,
-                         mapping.grams_co2e_per_kwh)  # fmt: skip
+    folders = args.policies or [Path(__file__).parent / "replay-policies"]
+    loaded = [load_governance(folder) for folder in folders]
+    governance = Governance(*(tuple(chain.from_iterable(getattr(g, part) for g in loaded))
+                              for part in ("budgets", "policies", "pools")))  # fmt: skip
+    energy = energy_model(mapping)
     prices = {
         "aws": aws_spot_prices(data / "prices/aws_spot_price_history_p2_p3_2019-2020.csv",
                                data / "prices/aws_us-east-1_ondemand_accelerated.json",
