@@ -136,3 +136,15 @@ def test_spot_pools_share_the_traces_gpus_in_whole_nodes() -> None:
     # 1 h) and then runs 1 h 10 min to 2 h 10 min.
     assert _done_hours(replay) == [1.0, pytest.approx(2 + IDLE)]
     assert result.usd == pytest.approx(1 * (1 + IDLE) + 8 * (1 + IDLE))
+
+
+def test_min_nodes_are_kept_and_billed_but_spot_ones_only_as_far_as_the_trace_offers() -> None:
+    standing = _pool("spot", "Spot").model_copy(deep=True)
+    standing.spec.min_nodes = 2
+    result, replay = _replay("on-demand", [_job("a", 1, 1)], ON_DEMAND, standing, capacity=(8.0,))
+    # One spot node (8 GPUs offered, not 16), open from 0 until the last job ends at 1 h: 8 USD;
+    # a's on-demand node 1 h + 10 min idle: 8 x 7/6 h x 4 USD.
+    assert replay.pools is not None
+    assert [p.opened for p in replay.pools.pools] == [1, 1]
+    assert result.spot_usd == pytest.approx(8.0)
+    assert result.usd == pytest.approx(8.0 + 8 * (1 + IDLE) * 4)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
 from decimal import Decimal
 from typing import Final
 
@@ -129,7 +128,6 @@ class NodePools:
         self.schedule = schedule
         self.spot_gpus = 0.0
         self.where: dict[int, tuple[_Pool, _Node]] = {}
-        self.node_gpu_seconds = 0.0
 
     # --- Runs ------------------------------------------------------------------------------------
     def take(self, index: int, gpus: float, now: float, *, on_spot: bool) -> bool:
@@ -243,7 +241,7 @@ class NodePools:
                 # once only after a removal, so that a review always moves on.
                 last = max((t for t in (pool.last_up, pool.last_down) if t is not None),
                            default=now)  # fmt: skip
-                cooldown = last + _seconds(pool.model.spec.scale_down.cooldown)
+                cooldown = last + pool.model.spec.scale_down.cooldown.total_seconds()
                 soonest = now if removed else now + 1.0
                 self.schedule(max(min(idle) + self._idle_time(pool), cooldown, soonest))
 
@@ -260,9 +258,9 @@ class NodePools:
 
     def _view(self, pool: _Pool, max_nodes: int | None, now: float) -> PoolView:
         model = pool.model
-        if max_nodes is not None:
-            spec = model.spec.model_copy(update={"max_nodes": max_nodes})
-            model = model.model_copy(update={"spec": spec})
+        if max_nodes is not None:  # a spot pool: the trace's capacity bounds minNodes too
+            bounds = {"max_nodes": max_nodes, "min_nodes": min(model.spec.min_nodes, max_nodes)}
+            model = model.model_copy(update={"spec": model.spec.model_copy(update=bounds)})
         nodes = tuple(
             PoolNode(n.name, True, pool.size, pool.size - n.free,
                      None if n.idle_since is None else moment(n.idle_since))
@@ -290,12 +288,18 @@ class NodePools:
         }
 
     def _may_grow(self, pool: _Pool, now: float) -> bool:
+        """Whether ``pool`` may open a node now; held only by its scale-up cooldown, it asks to
+        be looked at again when that ends."""
         spec = pool.model.spec
         limit = self._spot_limits()[pool.name] if pool.spot else spec.max_nodes
-        cooling = pool.last_up is not None and now - pool.last_up < _seconds(spec.scale_up.cooldown)
-        if cooling and len(pool.nodes) < limit:
-            self.schedule(pool.last_up + _seconds(spec.scale_up.cooldown))  # type: ignore[operator]
-        return len(pool.nodes) < limit and not cooling
+        if len(pool.nodes) >= limit:
+            return False
+        if pool.last_up is not None:
+            until = pool.last_up + spec.scale_up.cooldown.total_seconds()
+            if now < until:
+                self.schedule(until)
+                return False
+        return True
 
     def _apply(self, decisions: Sequence[PoolDecision], now: float) -> None:
         by_name = {p.name: p for p in self.pools}
@@ -317,10 +321,10 @@ class NodePools:
         del pool.nodes[node.name]
         if now > node.opened:
             self.bill(pool.gpus, node.opened, now, pool.spot)
-            self.node_gpu_seconds += pool.gpus * (now - node.opened)
 
     def _idle_time(self, pool: _Pool) -> float:
-        return _seconds(pool.rules.scale_down_idle_time or pool.model.spec.scale_down.idle_time)
+        idle = pool.rules.scale_down_idle_time or pool.model.spec.scale_down.idle_time
+        return idle.total_seconds()
 
 
 def check_pools(governance: Governance, jobs: Sequence[SimJob]) -> None:
@@ -350,7 +354,3 @@ def _rules(policy: CostPolicy | None) -> NodePoolRules:
 def _selector(on_spot: bool) -> dict[str, str]:
     value = _CAPACITY.spot if on_spot else _CAPACITY.on_demand
     return {_CAPACITY.key: value or ""}
-
-
-def _seconds(span: timedelta) -> float:
-    return span.total_seconds()
