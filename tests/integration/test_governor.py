@@ -355,3 +355,25 @@ def test_a_killed_leaders_standby_takes_over_and_applies_nothing_twice(
             processes.stop(standby.pid, timeout=10)  # SIGTERM: the lease is released
         if operator.pid is None:
             operator.start()
+
+
+def test_a_directive_whose_events_a_dead_leader_never_recorded_gets_them_once(
+    core: client.CoreV1Api, custom: client.CustomObjectsApi, tag: str
+) -> None:
+    # As a leader killed between its patch and its Events leaves it: a directive in force that
+    # added ShiftToSpot, and no Event saying so. The leader now, which has not seen it, says it.
+    team = _namespace(core, f"team-e-{tag}", tag)
+    job = _training("orphan", tag, 1, "Low")
+    reason = "ShiftToSpot: Budget gone at 85 % of 100 USD (test)"
+    directive = {"policy": f"gone-{tag}", "actions": ["ShiftToSpot"], "added": ["ShiftToSpot"],
+                 "capacity": {"type": "SpotWithFallback"}, "reasons": [reason],
+                 "since": _rfc3339(datetime.now(UTC))}  # fmt: skip
+    job["metadata"]["annotations"] = {ANNOTATION_GOVERNOR: json.dumps(directive)}
+    custom.create_namespaced_custom_object(GROUP, VERSION, team, "trainingjobs", job)
+    eventually(lambda: any(r == "ShiftToSpot" for r, _ in _reasons(core, team, "orphan")),
+               timeout=60, what="the directive's ShiftToSpot Event")  # fmt: skip
+    time.sleep(3 * ACCOUNTING_STEP)  # a few more cycles: said once
+    events = list_items(client.EventsV1Api(core.api_client).list_namespaced_event, namespace=team)
+    said = [e["note"] for e in events
+            if e["regarding"]["name"] == "orphan" and e["reason"] == "ShiftToSpot"]  # fmt: skip
+    assert said == [reason]

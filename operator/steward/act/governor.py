@@ -6,10 +6,16 @@ A directive is written as a merge patch of ``metadata.annotations`` that carries
 acted, a user edited it) the apiserver answers 409 and nothing is applied; the next cycle decides
 again on the new version. Events say what was done (or would be) and why, on the workload and on
 the policy.
+
+The Event of an action a directive adds is named after the directive's text (and the object's
+uid), and the directive lists the actions it added: a leader killed between its patch and its
+Events leaves them missing, and its successor, seeing a directive it has not announced, records
+them (:func:`announce`); whoever comes second finds the name taken, so each is said once.
 """
 
 from __future__ import annotations
 
+import hashlib
 from datetime import datetime
 from typing import Any
 
@@ -22,7 +28,7 @@ from steward.api.constants import (
     LABEL_WORKLOAD,
     MANAGED_BY,
 )
-from steward.api.directive import GovernorAction
+from steward.api.directive import GovernorAction, read_directive
 from steward.api.v1alpha1.common import PolicyMode
 from steward.policy.compression import CompressionRequest
 from steward.policy.governor import Decision
@@ -52,7 +58,9 @@ def enforce(
 
     Raises the typed :class:`~steward.act.kube.KubeError` (409 when the object moved on)."""
     meta = workload["metadata"]
-    text = decision.directive.to_annotation() if decision.directive else None
+    directive = decision.directive
+    added = {"added": list(decision.added)}
+    text = directive.model_copy(update=added).to_annotation() if directive else None
     patch = {
         "metadata": {
             "resourceVersion": meta["resourceVersion"],
@@ -78,7 +86,8 @@ def record(
     for action in decision.added:
         reason = f"WouldApply{action.value}" if dry else action.value
         kube.event(workload, Note("Normal", reason, reasons.get(action.value, decision.summary)),
-                   now=now, action=action.value)  # fmt: skip
+                   now=now, action=action.value,
+                   name=None if dry else directive_event_name(workload, action))  # fmt: skip
     for action in decision.removed:
         reason = f"WouldReverse{action.value}" if dry else f"Reversed{action.value}"
         kube.event(workload, Note("Normal", reason, decision.summary), now=now,
@@ -86,6 +95,30 @@ def record(
     if policy is not None:
         note = Note("Normal", f"BudgetAction{decision.mode.value}", describe(decision))
         kube.event(policy, note, now=now, action="Govern")
+
+
+def directive_event_name(workload: Raw, action: GovernorAction) -> str:
+    """The name of the Event saying that the directive now on ``workload`` added ``action``."""
+    meta = workload["metadata"]
+    text = (meta.get("annotations") or {}).get(ANNOTATION_GOVERNOR) or ""
+    key = f"{meta.get('uid')}\n{text}\n{action.value}".encode()
+    return f"{meta['name']}.{hashlib.sha256(key).hexdigest()[:20]}"
+
+
+def announce(kube: Kube, workload: Raw, *, now: datetime) -> int:
+    """Make sure the Events of the actions the directive on ``workload`` added exist; how many
+    were missing (and are recorded now)."""
+    directive = read_directive(workload["metadata"].get("annotations"))
+    if directive is None:
+        return 0
+    reasons = {line.split(":", 1)[0]: line for line in directive.reasons}
+    missing = 0
+    for action in directive.added:
+        said = reasons.get(action.value, f"{action.value} by CostPolicy {directive.policy}")
+        missing += kube.event(workload, Note("Normal", action.value, said), now=now,
+                              action=action.value,
+                              name=directive_event_name(workload, action))  # fmt: skip
+    return missing
 
 
 def describe_compression(request: CompressionRequest) -> str:

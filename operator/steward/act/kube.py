@@ -166,14 +166,18 @@ class Kube:
             content_type="application/merge-patch+json",
         )
 
-    def event(self, regarding: Raw, note: Note, *, now: datetime, action: str) -> None:
-        """Record ``note`` as an events.k8s.io/v1 Event on ``regarding``."""
+    def event(
+        self, regarding: Raw, note: Note, *, now: datetime, action: str, name: str | None = None
+    ) -> bool:
+        """Record ``note`` as an events.k8s.io/v1 Event on ``regarding``; with ``name``, only
+        if no Event of that name exists (False then: someone recorded it already)."""
         meta = regarding["metadata"]
         namespace = meta.get("namespace") or "default"
         body = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"name": f"{meta['name']}.{uuid.uuid4().hex[:12]}", "namespace": namespace},
+            "metadata": {"name": name or f"{meta['name']}.{uuid.uuid4().hex[:12]}",
+                         "namespace": namespace},
             "eventTime": now.isoformat(timespec="microseconds").replace("+00:00", "Z"),
             "reportingController": REPORTING_CONTROLLER,
             "reportingInstance": REPORTING_CONTROLLER,
@@ -189,8 +193,11 @@ class Kube:
                 "uid": meta.get("uid"),
                 "resourceVersion": meta.get("resourceVersion"),
             },
-        }
-        self.request("POST", EVENTS.path(namespace), body)
+        }  # fmt: skip
+        if name is None:
+            self.request("POST", EVENTS.path(namespace), body)
+            return True
+        return self.create_new(EVENTS, body) is not None
 
 
 def _typed(status: int, body: str) -> KubeError:

@@ -45,6 +45,8 @@ class GovernorDirective(StewardModel):
         max_spot_percent: Serving: share of the replicas above the base that may run on spot.
         reasons: Why, one line per action, with the numbers behind it.
         since: When the governor last changed this directive (cooldowns count from it).
+        added: The actions that change added (bookkeeping: a leader that takes over makes
+            sure their Events exist, in case the one before died between patch and Event).
     """
 
     policy: Annotated[str, Field(max_length=253)]
@@ -55,10 +57,11 @@ class GovernorDirective(StewardModel):
     max_spot_percent: Percent | None = None
     reasons: list[Annotated[str, Field(max_length=1024)]] = Field(default_factory=list)
     since: datetime
+    added: list[GovernorAction] = Field(default_factory=list)
 
     def effect(self) -> dict[str, Any]:
         """What the directive changes, without the bookkeeping (to compare two directives)."""
-        return self.model_dump(mode="json", exclude={"reasons", "since", "policy"})
+        return self.model_dump(mode="json", exclude={"reasons", "since", "policy", "added"})
 
     def to_annotation(self) -> str:
         return json.dumps(self.model_dump(mode="json", exclude_defaults=True), sort_keys=True)

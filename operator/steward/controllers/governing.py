@@ -19,6 +19,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from steward.act.governor import (
+    announce,
     describe,
     describe_compression,
     enforce,
@@ -39,7 +40,7 @@ from steward.act.kube import (
     Kube,
     KubeError,
 )
-from steward.api.constants import LABEL_ATTEMPT, LABEL_WORKLOAD
+from steward.api.constants import ANNOTATION_GOVERNOR, LABEL_ATTEMPT, LABEL_WORKLOAD
 from steward.api.directive import GovernorAction, read_directive
 from steward.api.schema import valid_objects
 from steward.api.v1alpha1.budget import Budget
@@ -70,13 +71,16 @@ Raw = dict[str, Any]
 
 @dataclass
 class Governor:
-    """What the governor keeps between cycles: only which DryRun decisions it has recorded."""
+    """What the governor keeps between cycles: which DryRun decisions it has recorded, which
+    directives in force it has announced (their Events made sure of), pool memory."""
 
     kube: Kube
     catalog: PriceCatalog
     economics: SpotEconomics = field(default_factory=SpotEconomics)
     recorded: dict[WorkloadRef, str] = field(default_factory=dict)
     recorded_compressions: set[tuple[WorkloadRef, str]] = field(default_factory=set)
+    #: Per workload: the directive text whose Events are known to exist.
+    announced: dict[WorkloadRef, str] = field(default_factory=dict)
     pools: PoolMemory = field(default_factory=PoolMemory)
     #: Per node: (sum, count) of GPU utilisation samples in the newest accounted window.
     node_utilization: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -113,6 +117,7 @@ def govern(governor: Governor, now: datetime) -> GovernReport:
         economics=governor.economics,
         compression_jobs=tuple(valid_objects(kube.list(COMPRESSION_JOBS), CompressionJob)),
     )
+    _announce(governor, objects, now)
     plan = decide(snapshot, policies, now)
     applied = conflicts = 0
     for decision in plan.decisions:
@@ -153,16 +158,34 @@ def _carry_out(
         _count(decision)
         return False
     try:
-        enforce(governor.kube, raw, policy, decision, now=now)
+        patched = enforce(governor.kube, raw, policy, decision, now=now)
     except KubeError as error:
         if error.status == 409:
             ref = decision.ref
             log.info("%s/%s changed meanwhile; deciding again next cycle", ref.namespace, ref.name)
             return None
         raise
+    governor.announced[decision.ref] = _directive_text(patched)
     log.info("%s", describe(decision))
     _count(decision)
     return True
+
+
+def _announce(governor: Governor, objects: dict[WorkloadRef, Raw], now: datetime) -> None:
+    """Directives in force this governor has not seen yet (all of them, on a new leader): make
+    sure their Events exist, once."""
+    for ref in [r for r in governor.announced if r not in objects]:
+        del governor.announced[ref]
+    for ref, raw in objects.items():
+        text = _directive_text(raw)
+        if text and governor.announced.get(ref) != text:
+            if announce(governor.kube, raw, now=now):
+                log.info("%s/%s: recorded the Events of its directive", ref.namespace, ref.name)
+            governor.announced[ref] = text
+
+
+def _directive_text(raw: Raw) -> str:
+    return str((raw["metadata"].get("annotations") or {}).get(ANNOTATION_GOVERNOR) or "")
 
 
 def _compress(
