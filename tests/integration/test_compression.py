@@ -1,6 +1,7 @@
 """CompressionJobs on the local cluster: the operator runs the runner as a batch/v1 Job, reads
 its result, fills the status, and promotes the target InferenceService only when the gate
-passed and both sides allow it.
+passed and both sides allow it; a promoted variant that then breaks the service's latency SLO,
+as measured from Prometheus, is rolled back.
 
 How the runner runs here: kwok simulates the Job's pod (it has no container runtime), so the
 test harness runs the real runner in-process on the same inputs (a digits MLP trained here) and
@@ -16,9 +17,10 @@ import pytest
 from kubernetes import client
 
 from steward.api.constants import GROUP, LABEL_COMPRESSION_JOB, VERSION
+from steward.devcluster.gpusim import SERVING_LATENCY_ANNOTATION, SERVING_RPS_ANNOTATION
 from steward.devcluster.nodes import GPUNode, add_node
 from tests.integration.conftest import eventually
-from tests.integration.test_accounting import GROUP_LABEL, _namespace, custom, tag
+from tests.integration.test_accounting import GROUP_LABEL, _events, _namespace, custom, tag
 
 torch = pytest.importorskip("torch", reason="the compress extra (torch) is not installed")
 datasets = pytest.importorskip("sklearn.datasets")
@@ -68,6 +70,7 @@ def _service(name: str, uri: str) -> dict[str, Any]:
                                "container": {"image": "example/server:1"},
                                "minReplicas": 1, "maxReplicas": 1, "gpusPerReplica": 1},
                  "capacity": {"onDemandBase": 1},
+                 "slo": {"latencyP95Ms": 200},
                  "compression": {"autoPromote": True}},
     }  # fmt: skip
 
@@ -182,3 +185,37 @@ def test_a_passing_gate_promotes_the_service_and_a_failing_one_leaves_it_alone(
                       what="the Deployment rolled to the compressed model")  # fmt: skip
     active = _status(custom, team, "inferenceservices", "svc")["activeModel"]
     assert active["compressionJob"] == "svc-cmp-2"
+
+    # The world's part: the variant serves 50 requests/s at 400 ms each (the simulated serving
+    # metrics), over the 200 ms p95 SLO; the accounting measures it, the service goes back.
+    def slow_variant() -> bool:
+        variant = passed["artifactUri"]
+        listed = core.list_namespaced_pod(team).items
+        pods = [p for p in listed if p.status.phase == "Running" and _model_of(p) == variant]
+        serving = {SERVING_RPS_ANNOTATION: "50", SERVING_LATENCY_ANNOTATION: "400"}
+        for pod in pods:
+            core.patch_namespaced_pod(pod.metadata.name, team,
+                                      {"metadata": {"annotations": serving}})  # fmt: skip
+        return bool(pods)
+
+    eventually(slow_variant, timeout=60, what="the variant's pods running")
+    rolled = eventually(
+        lambda: (s := _status(custom, team, "inferenceservices", "svc"))["activeModel"]["variant"]
+        == "original" and s, timeout=120, what="the rollback",
+    )  # fmt: skip
+    # Every request in the (0.25 s, 0.5 s] bucket: histogram_quantile's p95 is 487.5 ms.
+    assert rolled["latency"]["p95Ms"] == 487.5
+    assert rolled["latency"]["requests"] >= 100
+    assert rolled["activeModel"]["storageUri"] == original
+    condition = next(c for c in rolled["conditions"] if c["type"] == "RolledBack")
+    assert (condition["status"], condition["reason"]) == ("True", "LatencySLOBreached")
+    notes = [n for r, n in _events(core, "svc") if r == "RolledBack"]
+    assert len(notes) == 1
+    assert f"above the SLO's 200 ms with variant {chosen}" in notes[0]
+    assert eventually(lambda: model_uri() == original, timeout=60,
+                      what="the Deployment rolled back to the original model")  # fmt: skip
+
+
+def _model_of(pod: Any) -> str | None:
+    env = {e.name: e.value for e in pod.spec.containers[0].env or []}
+    return env.get("STEWARD_MODEL_URI")

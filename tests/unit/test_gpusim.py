@@ -1,15 +1,22 @@
 """The GPU simulator: profiles, stable GPU assignment, power readings and energy integration."""
 
+import math
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from prometheus_client import CollectorRegistry, generate_latest
 
 from steward.cost.power import H100
+from steward.devcluster.gpumetrics import GPUCollector
 from steward.devcluster.gpusim import (
     PROFILE_ANNOTATION,
+    SERVING_LATENCY_ANNOTATION,
+    SERVING_RPS_ANNOTATION,
     EnergyMeter,
     NodeView,
     PodView,
+    ServingMeter,
     assign,
     gpu_uuid,
     parse_profile,
@@ -94,3 +101,32 @@ def test_energy_integrates_power_between_samples() -> None:
     busy = gpu_uuid("gpu-a", 0)
     assert meter.millijoules[busy] == pytest.approx(689.0 * 3 * 1000)
     assert meter.millijoules[gpu_uuid("gpu-a", 7)] == pytest.approx(74.0 * 3 * 1000)
+
+
+def test_serving_pods_count_requests_into_their_latency_bucket() -> None:
+    meter = ServingMeter()
+    fast = {SERVING_RPS_ANNOTATION: "50", SERVING_LATENCY_ANNOTATION: "40"}
+    slow = {SERVING_RPS_ANNOTATION: "10", SERVING_LATENCY_ANNOTATION: "400"}
+    pods = [PodView("u1", "ml", "a", "c", "n1", 1, 0.0, fast),
+            PodView("u2", "ml", "b", "c", "n1", 1, 0.0, slow),
+            PodView("u3", "ml", "quiet", "c", "n1", 1, 0.0, {})]  # fmt: skip
+    meter.record(pods, 100.0)
+    meter.record(pods, 102.0)  # 2 s: 100 fast requests, 20 slow ones
+    assert meter.requests == {("ml", "a"): 100.0, ("ml", "b"): 20.0}
+    assert meter.buckets[("ml", "a")][0.05] == 100.0
+    assert meter.buckets[("ml", "b")][0.25] == 0.0
+    assert meter.buckets[("ml", "b")][0.5] == meter.buckets[("ml", "b")][math.inf] == 20.0
+
+
+def test_the_exporter_publishes_vllm_series() -> None:
+    collector = GPUCollector()
+    pod = PodView("u1", "ml", "a", "c", "n1", 1, 0.0,
+                  {SERVING_RPS_ANNOTATION: "5", SERVING_LATENCY_ANNOTATION: "120"})  # fmt: skip
+    collector.update([], 10.0, [pod])
+    collector.update([], 12.0, [pod])
+    registry = CollectorRegistry()
+    registry.register(collector)
+    text = generate_latest(registry).decode()
+    assert 'vllm:request_success_total{namespace="ml",pod="a"} 10.0' in text
+    assert 'vllm:e2e_request_latency_seconds_bucket{le="0.1",namespace="ml",pod="a"} 0.0' in text
+    assert 'vllm:e2e_request_latency_seconds_bucket{le="+Inf",namespace="ml",pod="a"} 10.0' in text

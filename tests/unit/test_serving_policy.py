@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from steward.api.v1alpha1.inferenceservice import InferenceService
+from steward.api.v1alpha1.inferenceservice import InferenceService, InferenceServiceStatus
 from steward.policy.placement import PLATFORMS
 from steward.policy.serving import (
     SPOT_PATIENCE,
@@ -108,3 +108,70 @@ def test_a_promoted_variant_is_served() -> None:
     service.status.active_model.storage_uri = "pvc://m/v1-int8"
     promoted = decide_serving(ServingObservation(service, (), (), {}, NOW, KARPENTER))
     assert (promoted.variant, promoted.storage_uri) == ("int8", "pvc://m/v1-int8")
+
+
+PROMOTED_AT = NOW - timedelta(minutes=30)
+
+
+def _promoted(p95_ms: float, requests: int = 500, window_start: datetime = PROMOTED_AT,
+              slo_ms: float | None = 300, variant: str = "int8") -> InferenceService:  # fmt: skip
+    service = _service()
+    service.spec.slo.latency_p95_ms = slo_ms
+    service.status = InferenceServiceStatus.model_validate({
+        "activeModel": {"variant": variant, "storageUri": "pvc://m/v1-int8",
+                        "compressionJob": "chat-compress", "since": PROMOTED_AT.isoformat()},
+        "latency": {"p95Ms": p95_ms, "requests": requests,
+                    "windowStart": window_start.isoformat(), "windowEnd": NOW.isoformat()},
+    })  # fmt: skip
+    return service
+
+
+def _serve(service: InferenceService) -> Any:
+    return decide_serving(ServingObservation(service, (), (), {}, NOW, KARPENTER))
+
+
+def test_a_promoted_variant_breaking_the_latency_slo_is_rolled_back() -> None:
+    plan = _serve(_promoted(412.5))
+    assert (plan.variant, plan.storage_uri) == ("original", "pvc://m/v1")
+    assert plan.status.active_model is not None
+    assert (plan.status.active_model.variant, plan.status.active_model.since) == ("original", NOW)
+    [note] = [n for n in plan.notes if n.reason == "RolledBack"]
+    assert note.type == "Warning"
+    assert "p95 latency 412.5 ms over 500 requests" in note.message
+    assert "above the SLO's 300 ms with variant int8" in note.message
+    [condition] = [c for c in plan.status.conditions if c.type == "RolledBack"]
+    assert (condition.status, condition.reason) == ("True", "LatencySLOBreached")
+    # Served from the original now: the same measurement rolls nothing back again.
+    service = _promoted(412.5)
+    service.status = plan.status
+    again = _serve(service)
+    assert again.variant == "original"
+    assert not [n for n in again.notes if n.reason == "RolledBack"]
+
+
+@pytest.mark.parametrize(
+    ("service", "why"),
+    [
+        (_promoted(412.5, window_start=PROMOTED_AT - timedelta(seconds=1)), "window before"),
+        (_promoted(412.5, requests=99), "too few requests"),
+        (_promoted(300.0), "at the SLO"),
+        (_promoted(412.5, slo_ms=None), "no SLO"),
+        (_promoted(412.5, variant="original"), "the original"),
+    ],
+)
+def test_no_rollback_without_a_clear_breach_by_the_variant(
+    service: InferenceService, why: str
+) -> None:
+    plan = _serve(service)
+    assert not [n for n in plan.notes if n.reason == "RolledBack"], why
+    assert plan.variant == service.status.active_model.variant, why  # type: ignore[union-attr]
+
+
+def test_a_later_promotion_clears_the_rolled_back_condition() -> None:
+    rolled = _serve(_promoted(412.5)).status
+    service = _promoted(120.0)  # a new variant promoted, within its SLO
+    service.status.conditions = rolled.conditions  # type: ignore[union-attr]
+    plan = _serve(service)
+    assert plan.variant == "int8"
+    [condition] = [c for c in plan.status.conditions if c.type == "RolledBack"]
+    assert (condition.status, condition.reason) == ("False", "Promoted")

@@ -16,6 +16,7 @@ from steward.act.kube import BUDGETS, INFERENCE_SERVICES, TRAINING_JOBS, Kube
 from steward.api.quantities import decimal_to_json, to_decimal
 from steward.api.v1alpha1.budget import BudgetStatus
 from steward.cost.accounting import Amounts
+from steward.cost.latency import Buckets, quantile, requests
 from steward.policy.budgets import status_amount
 from steward.policy.notes import Note
 
@@ -31,6 +32,8 @@ ACCOUNTED_FIELDS: Final = frozenset(
         "carbonKgCO2e",
         "costPerHourUSD",
         "costPer1kRequestsUSD",
+        "gpuUtilizationPercent",
+        "latency",
         "accountedUntil",
     }
 )
@@ -57,11 +60,13 @@ def workload_figures(
     window: Amounts,
     window_seconds: int,
     until: datetime,
+    latency: Raw | None = None,
 ) -> Raw:
     """The accounting part of a workload's status after adding ``added``.
 
     ``window`` is the workload's spend over the newest window of ``window_seconds`` covered
-    seconds; serving rates (USD per hour, per 1,000 requests) and GPU utilisation come from it.
+    seconds; serving rates (USD per hour, per 1,000 requests) and GPU utilisation come from it,
+    and ``latency`` (:func:`serving_latency`) is that window's request latency.
     """
     cost = status.get("cost") or {}
     spot = _number(cost.get("spotUSD")) + added.spot_usd
@@ -74,7 +79,7 @@ def workload_figures(
         },
         "energyKWh": _json(_number(status.get("energyKWh")) + added.kwh),
         "carbonKgCO2e": _json(_number(status.get("carbonKgCO2e")) + added.kg_co2e),
-        "accountedUntil": until.isoformat().replace("+00:00", "Z"),
+        "accountedUntil": _time(until),
     }
     if kind == TRAINING:
         hours = _number(status.get("gpuHours")) + added.gpu_seconds / 3600
@@ -86,11 +91,26 @@ def workload_figures(
         if window.measured_gpu_seconds > 0:
             percent = window.busy_gpu_seconds * 100 / window.measured_gpu_seconds
             figures["gpuUtilizationPercent"] = _json(percent)
+        if latency is not None:
+            figures["latency"] = latency
     return figures
+
+
+def serving_latency(buckets: Buckets | None, start: datetime, end: datetime) -> Raw | None:
+    """A window's latency histogram as status figures (p95 in ms); None without requests."""
+    p95 = quantile(0.95, buckets) if buckets else None
+    if buckets is None or p95 is None:
+        return None
+    return {"p95Ms": round(p95 * 1000, 3), "requests": round(requests(buckets)),
+            "windowStart": _time(start), "windowEnd": _time(end)}  # fmt: skip
 
 
 def write_workload(kube: Kube, kind: str, namespace: str, name: str, figures: Raw) -> None:
     kube.merge_patch(_RESOURCES[kind], namespace, name, {"status": figures}, "status")
+
+
+def _time(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
 
 
 def _number(value: Any) -> Decimal:

@@ -15,7 +15,12 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from steward.act.accounting import workload_figures, write_budget, write_workload
+from steward.act.accounting import (
+    serving_latency,
+    workload_figures,
+    write_budget,
+    write_workload,
+)
 from steward.act.kube import (
     BUDGETS,
     INFERENCE_SERVICES,
@@ -258,6 +263,7 @@ def _write_workloads(kube: Kube, book: LedgerBook, objects: list[Raw]) -> int:
             window=window,
             window_seconds=latest.covered_seconds,
             until=book.end,
+            latency=serving_latency(latest.latency.get(ref), latest.start, latest.end),
         )
         write_workload(kube, ref.kind, ref.namespace, ref.name, figures)
         written += 1

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from datetime import datetime, timedelta
 from decimal import Context, Decimal, localcontext
 from enum import StrEnum
@@ -35,6 +35,7 @@ from typing import Final, Self
 
 from steward.api.v1alpha1.common import CapacityType
 from steward.cost.catalog import PriceCatalog
+from steward.cost.latency import Buckets, increase, merged, window_buckets
 from steward.cost.usage import PodKey, PodUsage, Series, Usage, WorkloadRef
 
 ZERO: Final = Decimal(0)
@@ -111,6 +112,8 @@ class Ledger:
     prices: dict[str, tuple[str, ...]]
     covered_seconds: int
     uncovered_seconds: int
+    #: Per serving workload: its pods' request latency histogram over the covered steps.
+    latency: dict[WorkloadRef, Buckets] = field(default_factory=dict)
 
     def for_workloads(self, refs: Iterable[WorkloadRef]) -> Amounts:
         return Amounts.total(self.workloads.get(ref, Amounts()) for ref in refs)
@@ -152,7 +155,8 @@ def account(
         _charge_energy(usage, catalog, covered, tally)
         _count_requests(usage, covered, tally)
         _measure_utilization(usage, covered, tally)
-        return _ledger(usage, steps, covered, tally)
+        ledger = _ledger(usage, steps, covered, tally)
+    return replace(ledger, latency=_latency(usage, covered))
 
 
 _Holders = dict[tuple[PodKey, int], list[float]]
@@ -277,13 +281,18 @@ def _joules(counter: Series, power: Series, index: int, step_seconds: int) -> De
 
 def _count_requests(usage: Usage, covered: list[int], tally: _Tally) -> None:
     for key, counter in usage.requests.items():
-        total = ZERO
-        for index in covered:
-            now, before = counter.get(index), counter.get(index - 1)
-            if now is not None and before is not None:
-                total += _decimal(now - before if now >= before else now)
+        total = _decimal(increase(counter, covered))
         if total:
             tally.add(tally.pods, key, Amounts(requests=total))
+
+
+def _latency(usage: Usage, covered: list[int]) -> dict[WorkloadRef, Buckets]:
+    """Each workload's pods' latency buckets over the covered steps, merged."""
+    owners = {pod.key: pod.workload for pod in usage.pods}
+    parts: dict[WorkloadRef, list[Buckets]] = defaultdict(list)
+    for key, buckets in window_buckets(usage, covered).items():
+        parts[owners.get(key, WorkloadRef("", key[0], key[1]))].append(buckets)
+    return {ref: merged(per_pod) for ref, per_pod in parts.items()}
 
 
 def node_utilization(usage: Usage) -> dict[str, tuple[float, int]]:

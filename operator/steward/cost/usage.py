@@ -99,3 +99,5 @@ class Usage:
     gpus: tuple[GPUSamples, ...]
     requests: Mapping[PodKey, Series]
     covered: frozenset[int]
+    #: Per pod: request latency histogram buckets, bound (seconds) -> cumulative counter.
+    latency: Mapping[PodKey, Mapping[float, Series]] = field(default_factory=dict)

@@ -6,13 +6,18 @@ dcgm-exporter serves, with its label names:
 
 - ``DCGM_FI_DEV_GPU_UTIL`` (%), ``DCGM_FI_DEV_POWER_USAGE`` (W), ``DCGM_FI_DEV_FB_USED`` (MiB);
 - ``DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION`` (mJ since the exporter started; a counter in
-  dcgm-exporter, published under the same name, without prometheus_client's ``_total``).
+  dcgm-exporter, published under the same name, without prometheus_client's ``_total``);
+
+and, for serving pods that say what they serve (``gpusim.ServingMeter``), vLLM's
+``vllm:request_success_total`` and ``vllm:e2e_request_latency_seconds_bucket`` (``namespace``,
+``pod``, and ``le`` for the buckets).
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import math
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +36,7 @@ from steward.devcluster.gpusim import (
     GPUReading,
     NodeView,
     PodView,
+    ServingMeter,
     assign,
     readings,
 )
@@ -103,15 +109,21 @@ class GPUCollector(Collector):
         self._lock = threading.Lock()
         self._samples: list[GPUReading] = []
         self._energy = EnergyMeter.start()
+        self._serving = ServingMeter()
 
-    def update(self, samples: list[GPUReading], now: float) -> None:
+    def update(
+        self, samples: list[GPUReading], now: float, pods: list[PodView] | None = None
+    ) -> None:
         with self._lock:
             self._energy.record(samples, now)
+            self._serving.record(pods or [], now)
             self._samples = samples
 
     def collect(self) -> Iterator[Metric]:
         with self._lock:
             samples, energy = list(self._samples), dict(self._energy.millijoules)
+            served = dict(self._serving.requests)
+            buckets = {key: dict(counts) for key, counts in self._serving.buckets.items()}
         families: dict[str, tuple[str, Callable[[GPUReading], float]]] = {
             "DCGM_FI_DEV_GPU_UTIL": ("GPU utilization (in %).", lambda s: s.utilization),
             "DCGM_FI_DEV_POWER_USAGE": ("Power draw (in W).", lambda s: s.watts),
@@ -129,6 +141,26 @@ class GPUCollector(Collector):
                     value(s),
                 )
             yield family
+        yield from _serving_families(served, buckets)
+
+
+def _serving_families(
+    served: dict[tuple[str, str], float], buckets: dict[tuple[str, str], dict[float, float]]
+) -> Iterator[Metric]:
+    requests = GaugeMetricFamily("vllm:request_success_total", "Requests served (a counter).",
+                                 labels=("namespace", "pod"))  # fmt: skip
+    for (namespace, pod), count in served.items():
+        requests.add_metric([namespace, pod], count)
+    yield requests
+    latency = GaugeMetricFamily(
+        "vllm:e2e_request_latency_seconds_bucket",
+        "Requests served within le seconds (a histogram's cumulative buckets).",
+        labels=("namespace", "pod", "le"),
+    )
+    for (namespace, pod), counts in buckets.items():
+        for bound, count in counts.items():
+            latency.add_metric([namespace, pod, "+Inf" if math.isinf(bound) else str(bound)], count)
+    yield latency
 
 
 def run(api: CoreV1Api, collector: GPUCollector, interval: float) -> None:
@@ -143,7 +175,7 @@ def run(api: CoreV1Api, collector: GPUCollector, interval: float) -> None:
             )
             pods = pod_views(running)
             assignment = assign(assignment, nodes, pods)
-            collector.update(readings(nodes, pods, assignment, now), now)
+            collector.update(readings(nodes, pods, assignment, now), now, pods)
         except Exception:  # keep serving the last good samples
             log.exception("sampling failed; keeping the previous samples")
         time.sleep(max(interval - (time.time() - now), 0.05))

@@ -8,13 +8,18 @@ what it returns. A pod's profile is its ``steward.ai/gpu-profile`` annotation:
   repeated from the pod's start (``checkpoint`` draws the measured checkpoint-copy power).
 
 Pods without the annotation run at 100 %. A GPU without a pod idles at the measured idle power.
+
+A serving pod may also say what it serves: ``steward.ai/serving-rps`` requests per second, each
+taking ``steward.ai/serving-latency-ms``; :class:`ServingMeter` turns that into vLLM's request
+counter and latency histogram.
 """
 
 from __future__ import annotations
 
+import math
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final
 
 from steward.api.quantities import parse_duration
@@ -22,6 +27,10 @@ from steward.cost.power import curve_for
 
 PROFILE_ANNOTATION: Final = "steward.ai/gpu-profile"
 MEMORY_ANNOTATION: Final = "steward.ai/gpu-memory-mib"
+SERVING_RPS_ANNOTATION: Final = "steward.ai/serving-rps"
+SERVING_LATENCY_ANNOTATION: Final = "steward.ai/serving-latency-ms"
+#: Bucket bounds (seconds) of the simulated request latency histogram.
+LATENCY_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, math.inf)
 #: Share of the frame buffer a pod uses when it does not say.
 DEFAULT_MEMORY_SHARE: Final = 0.75
 _UUID_NAMESPACE: Final = uuid.UUID("6f1c7a52-3d0e-4f55-9c55-5b7e7ad2c0de")
@@ -222,3 +231,30 @@ class EnergyMeter:
                 last_time, last_watts = previous
                 self.millijoules[sample.uuid] = total + last_watts * max(now - last_time, 0) * 1000
             self._last[sample.uuid] = (now, sample.watts)
+
+
+@dataclass
+class ServingMeter:
+    """vLLM's counters per serving pod ``(namespace, name)``: requests served, and per latency
+    bucket bound the requests served within it, integrated between samples from the pod's
+    serving annotations (a pod without both, or with unreadable ones, serves nothing)."""
+
+    requests: dict[tuple[str, str], float] = field(default_factory=dict)
+    buckets: dict[tuple[str, str], dict[float, float]] = field(default_factory=dict)
+    _last: dict[str, float] = field(default_factory=dict)
+
+    def record(self, pods: Iterable[PodView], now: float) -> None:
+        for pod in pods:
+            try:
+                rps = float(pod.annotations[SERVING_RPS_ANNOTATION])
+                seconds = float(pod.annotations[SERVING_LATENCY_ANNOTATION]) / 1000
+            except (KeyError, ValueError):
+                continue
+            key, last = (pod.namespace, pod.name), self._last.get(pod.uid)
+            self._last[pod.uid] = now
+            served = max(rps, 0.0) * max(now - last, 0.0) if last is not None else 0.0
+            self.requests[key] = self.requests.get(key, 0.0) + served
+            counts = self.buckets.setdefault(key, dict.fromkeys(LATENCY_BUCKETS, 0.0))
+            for bound in LATENCY_BUCKETS:
+                if seconds <= bound:
+                    counts[bound] += served

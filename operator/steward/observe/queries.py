@@ -46,6 +46,7 @@ DEFAULT_QUERIES: Final[dict[str, str]] = {
     "gpu_power": _per_gpu("DCGM_FI_DEV_POWER_USAGE"),
     "gpu_utilization": _per_gpu("DCGM_FI_DEV_GPU_UTIL"),
     "pod_requests": "sum by (namespace, pod) (vllm:request_success_total)",
+    "pod_latency": "sum by (namespace, pod, le) (vllm:e2e_request_latency_seconds_bucket)",
     # Seconds since each required scrape job last succeeded; $jobs is their regex alternation.
     # timestamp() reads sample times only of a plain selector (of `up == 1` it would return the
     # evaluation time), so the age is taken first and filtered on `up == 1` after.
@@ -66,6 +67,8 @@ CONTRACTS: Final[dict[str, str]] = {
     "gpu_power": "UUID, node, namespace, pod; value: watts",
     "gpu_utilization": "UUID, node, namespace, pod; value: percent",
     "pod_requests": "namespace, pod; value: a counter of requests served",
+    "pod_latency": "namespace, pod, le; value: a counter of requests served within le seconds "
+    "(a histogram's buckets)",
     "scrape_age": "job; value: seconds since the job's last successful scrape",
 }
 

@@ -44,7 +44,22 @@ def build_usage(
         covered=_covered(
             results.get("scrape_age", []), grid, required_jobs, max_sample_age_seconds
         ),
+        latency=_latency(results.get("pod_latency", [])),
     )
+
+
+def _latency(series: list[Series]) -> dict[PodKey, dict[float, dict[int, float]]]:
+    """Per pod, per bucket bound (``+Inf`` as infinity): the bucket's counter samples."""
+    buckets: dict[PodKey, dict[float, dict[int, float]]] = defaultdict(dict)
+    for one in series:
+        key = _pod_key(one.labels)
+        try:
+            bound = float(one.labels.get("le", ""))
+        except ValueError:
+            continue  # not a histogram bucket
+        if key[1]:
+            buckets[key][bound] = dict(one.values)
+    return dict(buckets)
 
 
 def _nodes(results: Results, capacity_labels: CapacityLabels) -> tuple[NodeUsage, ...]:

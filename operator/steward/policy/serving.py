@@ -12,6 +12,10 @@ maxSpotPercent / 100)`` go to spot. Spot replicas that cannot run (unschedulable
 that is gone or tainted for disruption) are added to the on-demand Deployment until spot
 capacity returns, so losing every spot node costs capacity for seconds, never the base.
 
+A promoted compressed variant is rolled back to the original when the newest accounted window,
+wholly after the promotion, measured a p95 request latency above ``spec.slo.latencyP95Ms`` over
+at least :data:`MIN_SLO_REQUESTS` requests (``status.latency``, from the serving metrics).
+
 Model changes roll: the on-demand Deployment may take down at most its replicas above the base
 at once (``maxUnavailable``; with none above the base, a new pod must be Ready before an old one
 goes), so a rollout never drops below the base and still progresses without spare GPUs.
@@ -27,7 +31,7 @@ from typing import Any, Final
 
 from steward.api.constants import CAPACITY_LABEL_ON_DEMAND, CAPACITY_LABEL_SPOT
 from steward.api.directive import read_directive
-from steward.api.v1alpha1.common import CapacityType
+from steward.api.v1alpha1.common import CapacityType, Condition, ConditionStatus
 from steward.api.v1alpha1.inferenceservice import (
     ActiveModel,
     InferenceService,
@@ -48,6 +52,9 @@ ORIGINAL = "original"
 #: How long a spot replica may stay unschedulable, while spot nodes exist, before on-demand
 #: covers for it: long enough for an autoscaler to bring a spot node.
 SPOT_PATIENCE: Final = timedelta(minutes=3)
+#: The fewest requests a window's latency must count before it can roll a variant back.
+MIN_SLO_REQUESTS: Final = 100
+ROLLED_BACK: Final = "RolledBack"
 
 
 @dataclass(frozen=True)
@@ -96,10 +103,15 @@ def decide_serving(obs: ServingObservation) -> ServingPlan:
     on_demand = split.on_demand + stranded
     notes = _scaling_notes(obs.deployments, on_demand, split.spot, stranded)
     variant, storage_uri = _active_model(obs.service)
+    breach = slo_breach(obs.service)
+    if breach is not None:
+        variant, storage_uri = ORIGINAL, spec.predictor.model.storage_uri
+        notes = (*notes, Note("Warning", ROLLED_BACK, breach))
     status = _status(
         obs, previous, replicas=on_demand + split.spot, variant=variant,
         storage_uri=storage_uri, notes=notes,
     )  # fmt: skip
+    status.conditions = _rolled_back(status.conditions, breach, variant, obs)
     base = min(spec.capacity.on_demand_base, desired)
     return ServingPlan(on_demand, split.spot, base, storage_uri, variant, status, notes)
 
@@ -155,6 +167,38 @@ def _node_healthy(pod: PodRecord, nodes: Mapping[str, NodeRecord]) -> bool:
     report Ready until the pod garbage collector removes it)."""
     node = nodes.get(pod.node_name or "")
     return node is not None and is_disrupting(list(node.taints)) is None
+
+
+def slo_breach(service: InferenceService) -> str | None:
+    """Why the promoted variant must go back to the original, or None (module docstring)."""
+    status, limit = service.status, service.spec.slo.latency_p95_ms
+    active = status.active_model if status else None
+    latency = status.latency if status else None
+    if limit is None or active is None or latency is None or active.variant == ORIGINAL:
+        return None
+    after = active.since is not None and latency.window_start >= active.since
+    if not after or latency.requests < MIN_SLO_REQUESTS or latency.p95_ms <= limit:
+        return None
+    return (
+        f"p95 latency {latency.p95_ms:g} ms over {latency.requests} requests "
+        f"({latency.window_start.isoformat()} to {latency.window_end.isoformat()}) is above the "
+        f"SLO's {limit:g} ms with variant {active.variant}: serving the original again"
+    )
+
+
+def _rolled_back(
+    conditions: list[Condition], breach: str | None, variant: str, obs: ServingObservation
+) -> list[Condition]:
+    """``RolledBack`` true with the breach; false again once a variant is promoted anew."""
+    if breach is not None:
+        return set_condition(conditions, ROLLED_BACK, True, "LatencySLOBreached", breach,
+                             now=obs.now, generation=obs.generation)  # fmt: skip
+    held = any(c.type == ROLLED_BACK and c.status == ConditionStatus.TRUE for c in conditions)
+    if held and variant != ORIGINAL:
+        return set_condition(conditions, ROLLED_BACK, False, "Promoted",
+                             f"serving variant {variant}", now=obs.now,
+                             generation=obs.generation)  # fmt: skip
+    return conditions
 
 
 def _active_model(service: InferenceService) -> tuple[str, str]:

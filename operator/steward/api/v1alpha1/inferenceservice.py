@@ -192,6 +192,17 @@ class ActiveModel(StewardModel):
     since: datetime | None = None
 
 
+class ServingLatency(StewardModel):
+    """Request latency in the newest accounted window, from the serving pods' histogram."""
+
+    p95_ms: Annotated[float, Field(ge=0)] = Field(
+        description="95th percentile, ms: histogram_quantile over the window's bucket increases."
+    )
+    requests: Annotated[int, Field(ge=0)] = Field(description="Requests the histogram counted.")
+    window_start: datetime
+    window_end: datetime
+
+
 class InferenceServiceStatus(StewardModel):
     replicas: Annotated[int, Field(ge=0)] = 0
     ready_replicas: Annotated[int, Field(ge=0)] = 0
@@ -215,6 +226,12 @@ class InferenceServiceStatus(StewardModel):
     )
     accounted_until: datetime | None = Field(
         default=None, description="End of the newest window counted into cost and energy."
+    )
+    latency: ServingLatency | None = Field(
+        default=None,
+        description="Request latency in the newest accounted window; only where serving "
+        "latency histograms exist. A promoted variant breaking spec.slo.latencyP95Ms is rolled "
+        "back.",
     )
     last_decision: str | None = None
     observed_generation: Annotated[int, Field(ge=0)] | None = None
