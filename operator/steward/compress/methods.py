@@ -207,15 +207,27 @@ def _semi_structured(model: nn.Module, context: Context) -> nn.Module:
     from torch.sparse import to_sparse_semi_structured  # noqa: PLC0415
 
     model = model.half().to(hardware.device)
-    for slot in _linears(model):
-        layer = _linear(slot)
-        weight = layer.weight.detach()
-        groups = weight.reshape(-1, 4)
-        smallest = groups.abs().topk(2, dim=1, largest=False).indices
-        mask = torch.ones_like(groups, dtype=torch.bool).scatter_(1, smallest, value=False)
-        pruned = (groups * mask).reshape(weight.shape)
-        layer.weight = nn.Parameter(to_sparse_semi_structured(pruned))
+    sparse = 0
+    # Every Linear, wherever it sits (a transformer's are attributes, not Sequential members).
+    for layer in [m for m in model.modules() if isinstance(m, nn.Linear)]:
+        try:
+            packed = to_sparse_semi_structured(two_of_four(layer.weight.detach()))
+        except (RuntimeError, ValueError):
+            continue  # a shape the 2:4 kernels do not take: the layer stays dense
+        layer.weight = nn.Parameter(packed, requires_grad=False)
+        sparse += 1
+    if not sparse:
+        raise Skipped("no Linear layer has a shape the 2:4 sparse kernels take")
     return CastInputs(model, torch.float16)
+
+
+def two_of_four(weight: torch.Tensor) -> torch.Tensor:
+    """``weight`` with the two smallest of every four consecutive values (along a row) zeroed;
+    raises ``RuntimeError`` when a row's length is not a multiple of four."""
+    groups = weight.reshape(-1, 4)
+    smallest = groups.abs().topk(2, dim=1, largest=False).indices
+    mask = torch.ones_like(groups, dtype=torch.bool).scatter_(1, smallest, value=False)
+    return (groups * mask).reshape(weight.shape)
 
 
 # --- Low rank -------------------------------------------------------------------------------------
