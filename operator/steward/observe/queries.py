@@ -45,8 +45,12 @@ DEFAULT_QUERIES: Final[dict[str, str]] = {
     "gpu_energy": _per_gpu("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"),
     "gpu_power": _per_gpu("DCGM_FI_DEV_POWER_USAGE"),
     "gpu_utilization": _per_gpu("DCGM_FI_DEV_GPU_UTIL"),
-    "pod_requests": "sum by (namespace, pod) (vllm:request_success_total)",
-    "pod_latency": "sum by (namespace, pod, le) (vllm:e2e_request_latency_seconds_bucket)",
+    # vLLM's names carry a colon, which an OpenMetrics scrape of prometheus_client escapes to
+    # "_": either spelling counts.
+    "pod_requests": 'sum by (namespace, pod) ({__name__=~"vllm[:_]request_success_total"})',
+    "pod_latency": (
+        'sum by (namespace, pod, le) ({__name__=~"vllm[:_]e2e_request_latency_seconds_bucket"})'
+    ),
     # Seconds since each required scrape job last succeeded; $jobs is their regex alternation.
     # timestamp() reads sample times only of a plain selector (of `up == 1` it would return the
     # evaluation time), so the age is taken first and filtered on `up == 1` after.
