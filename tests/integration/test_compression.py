@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from kubernetes import client
 
-from steward.api.constants import GROUP, LABEL_COMPRESSION_JOB, VERSION
+from steward.api.constants import GROUP, LABEL_COMPRESSION_JOB, LABEL_VARIANT, VERSION
 from steward.devcluster.gpusim import SERVING_LATENCY_ANNOTATION, SERVING_RPS_ANNOTATION
 from steward.devcluster.nodes import GPUNode, add_node
 from tests.integration.conftest import eventually
@@ -189,9 +189,10 @@ def test_a_passing_gate_promotes_the_service_and_a_failing_one_leaves_it_alone(
     # The world's part: the variant serves 50 requests/s at 400 ms each (the simulated serving
     # metrics), over the 200 ms p95 SLO; the accounting measures it, the service goes back.
     def slow_variant() -> bool:
-        variant = passed["artifactUri"]
-        listed = core.list_namespaced_pod(team).items
-        pods = [p for p in listed if p.status.phase == "Running" and _model_of(p) == variant]
+        # The variant's pods are found by their variant label (which the accounting reads).
+        listed = core.list_namespaced_pod(team, label_selector=f"{LABEL_VARIANT}={chosen}").items
+        pods = [p for p in listed if p.status.phase == "Running"]
+        assert all(_model_of(p) == passed["artifactUri"] for p in pods)
         serving = {SERVING_RPS_ANNOTATION: "50", SERVING_LATENCY_ANNOTATION: "400"}
         for pod in pods:
             core.patch_namespaced_pod(pod.metadata.name, team,
@@ -206,12 +207,15 @@ def test_a_passing_gate_promotes_the_service_and_a_failing_one_leaves_it_alone(
     # Every request in the (0.25 s, 0.5 s] bucket: histogram_quantile's p95 is 487.5 ms.
     assert rolled["latency"]["p95Ms"] == 487.5
     assert rolled["latency"]["requests"] >= 100
+    [row] = rolled["latency"]["variants"]  # only the variant's pods served
+    assert (row["variant"], row["p95Ms"]) == (chosen, 487.5)
     assert rolled["activeModel"]["storageUri"] == original
     condition = next(c for c in rolled["conditions"] if c["type"] == "RolledBack")
     assert (condition["status"], condition["reason"]) == ("True", "LatencySLOBreached")
     notes = [n for r, n in _events(core, "svc") if r == "RolledBack"]
     assert len(notes) == 1
-    assert f"above the SLO's 200 ms with variant {chosen}" in notes[0]
+    assert f"served by variant {chosen}'s pods" in notes[0]
+    assert "above the SLO's 200 ms" in notes[0]
     assert eventually(lambda: model_uri() == original, timeout=60,
                       what="the Deployment rolled back to the original model")  # fmt: skip
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from steward.api.constants import variant_label_value
 from steward.api.v1alpha1.inferenceservice import InferenceService, InferenceServiceStatus
 from steward.policy.placement import PLATFORMS
 from steward.policy.serving import (
@@ -114,14 +116,24 @@ PROMOTED_AT = NOW - timedelta(minutes=30)
 
 
 def _promoted(p95_ms: float, requests: int = 500, window_start: datetime = PROMOTED_AT,
-              slo_ms: float | None = 300, variant: str = "int8") -> InferenceService:  # fmt: skip
+              slo_ms: float | None = 300, variant: str = "int8", total_ms: float | None = None,
+              others: tuple[tuple[str, float], ...] = ()) -> InferenceService:  # fmt: skip
+    """A service serving ``variant`` since PROMOTED_AT; in the newest window its pods measured
+    ``p95_ms`` over ``requests`` (no row for it where ``p95_ms`` is NaN), the whole service
+    ``total_ms`` (default the same), and ``others`` (label, p95) 50 requests each."""
     service = _service()
     service.spec.slo.latency_p95_ms = slo_ms
+    rows = [{"variant": label, "p95Ms": ms, "requests": 50} for label, ms in others]
+    if not math.isnan(p95_ms):
+        rows.append({"variant": variant_label_value(variant), "p95Ms": p95_ms,
+                     "requests": requests})  # fmt: skip
+    total = p95_ms if total_ms is None else total_ms
     service.status = InferenceServiceStatus.model_validate({
         "activeModel": {"variant": variant, "storageUri": "pvc://m/v1-int8",
                         "compressionJob": "chat-compress", "since": PROMOTED_AT.isoformat()},
-        "latency": {"p95Ms": p95_ms, "requests": requests,
-                    "windowStart": window_start.isoformat(), "windowEnd": NOW.isoformat()},
+        "latency": {"p95Ms": total, "requests": requests + 50 * len(others),
+                    "windowStart": window_start.isoformat(), "windowEnd": NOW.isoformat(),
+                    "variants": rows},
     })  # fmt: skip
     return service
 
@@ -137,8 +149,8 @@ def test_a_promoted_variant_breaking_the_latency_slo_is_rolled_back() -> None:
     assert (plan.status.active_model.variant, plan.status.active_model.since) == ("original", NOW)
     [note] = [n for n in plan.notes if n.reason == "RolledBack"]
     assert note.type == "Warning"
-    assert "p95 latency 412.5 ms over 500 requests" in note.message
-    assert "above the SLO's 300 ms with variant int8" in note.message
+    assert "p95 latency 412.5 ms over 500 requests served by variant int8's pods" in note.message
+    assert "above the SLO's 300 ms" in note.message
     [condition] = [c for c in plan.status.conditions if c.type == "RolledBack"]
     assert (condition.status, condition.reason) == ("True", "LatencySLOBreached")
     # Served from the original now: the same measurement rolls nothing back again.
@@ -157,6 +169,8 @@ def test_a_promoted_variant_breaking_the_latency_slo_is_rolled_back() -> None:
         (_promoted(300.0), "at the SLO"),
         (_promoted(412.5, slo_ms=None), "no SLO"),
         (_promoted(412.5, variant="original"), "the original"),
+        (_promoted(math.nan, total_ms=412.5), "no figures for the variant's own pods"),
+        (_promoted(120.0, total_ms=412.5, others=(("original", 900.0),)), "the original slow"),
     ],
 )
 def test_no_rollback_without_a_clear_breach_by_the_variant(
@@ -175,3 +189,14 @@ def test_a_later_promotion_clears_the_rolled_back_condition() -> None:
     assert plan.variant == "int8"
     [condition] = [c for c in plan.status.conditions if c.type == "RolledBack"]
     assert (condition.status, condition.reason) == ("False", "Promoted")
+
+
+def test_the_variant_is_judged_on_its_own_pods() -> None:
+    # The rollout's last original pods were fast and pull the service's p95 under the SLO; the
+    # variant's own pods are over it. A name that is no label value is found by its hash.
+    for variant in ("int8", "int8 dynamic (torchao)"):
+        service = _promoted(412.5, variant=variant, total_ms=250.0, others=(("original", 90.0),))
+        plan = _serve(service)
+        assert plan.variant == "original", variant
+        [note] = [n for n in plan.notes if n.reason == "RolledBack"]
+        assert f"served by variant {variant}'s pods" in note.message

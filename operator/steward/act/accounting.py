@@ -8,6 +8,7 @@ two writers never undo each other.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, Final
@@ -16,7 +17,7 @@ from steward.act.kube import BUDGETS, INFERENCE_SERVICES, TRAINING_JOBS, Kube
 from steward.api.quantities import decimal_to_json, to_decimal
 from steward.api.v1alpha1.budget import BudgetStatus
 from steward.cost.accounting import Amounts
-from steward.cost.latency import Buckets, quantile, requests
+from steward.cost.latency import Buckets, merged, quantile, requests
 from steward.policy.budgets import status_amount
 from steward.policy.notes import Note
 
@@ -96,13 +97,29 @@ def workload_figures(
     return figures
 
 
-def serving_latency(buckets: Buckets | None, start: datetime, end: datetime) -> Raw | None:
-    """A window's latency histogram as status figures (p95 in ms); None without requests."""
-    p95 = quantile(0.95, buckets) if buckets else None
-    if buckets is None or p95 is None:
+def serving_latency(
+    per_variant: Mapping[str, Buckets] | None, start: datetime, end: datetime
+) -> Raw | None:
+    """A window's latency histograms (per variant label, "" for pods with none) as status
+    figures: p95 in ms over all of them, and per named variant; None without requests."""
+    if not per_variant:
         return None
-    return {"p95Ms": round(p95 * 1000, 3), "requests": round(requests(buckets)),
-            "windowStart": _time(start), "windowEnd": _time(end)}  # fmt: skip
+    total = _latency_figures(merged(per_variant.values()))
+    if total is None:
+        return None
+    rows = [
+        {"variant": variant, **figures}
+        for variant, buckets in sorted(per_variant.items())
+        if variant and (figures := _latency_figures(buckets)) is not None
+    ]
+    return {**total, "windowStart": _time(start), "windowEnd": _time(end), "variants": rows}
+
+
+def _latency_figures(buckets: Buckets) -> Raw | None:
+    p95 = quantile(0.95, buckets)
+    if p95 is None:
+        return None
+    return {"p95Ms": round(p95 * 1000, 3), "requests": round(requests(buckets))}
 
 
 def write_workload(kube: Kube, kind: str, namespace: str, name: str, figures: Raw) -> None:

@@ -23,8 +23,10 @@ from steward.api.constants import (
     LABEL_CAPACITY_TYPE,
     LABEL_MANAGED_BY,
     LABEL_SHARE,
+    LABEL_VARIANT,
     LABEL_WORKLOAD,
     MANAGED_BY,
+    variant_label_value,
 )
 from steward.api.v1alpha1.common import CapacityType
 from steward.api.v1alpha1.inferenceservice import InferenceService
@@ -192,7 +194,12 @@ def serving_deployment_manifest(
     name = parent["metadata"]["name"]
     share_label = capacity_label(share)
     selector = {LABEL_WORKLOAD: name, LABEL_SHARE: share_label}
-    pod_labels = {**selector, LABEL_MANAGED_BY: MANAGED_BY, LABEL_CAPACITY_TYPE: share_label}
+    pod_labels = {
+        **selector,
+        LABEL_MANAGED_BY: MANAGED_BY,
+        LABEL_CAPACITY_TYPE: share_label,
+        LABEL_VARIANT: variant_label_value(variant),
+    }
     predictor = service.spec.predictor
     container = predictor.container.model_dump(mode="json", by_alias=True, exclude_none=True)
     container["env"] = [

@@ -1,5 +1,7 @@
 """Names fixed up front: API group, finalizer, labels and annotations Steward owns."""
 
+import hashlib
+import re
 from typing import Final
 
 GROUP: Final = "steward.ai"
@@ -28,6 +30,8 @@ MANAGED_BY: Final = "steward"
 LABEL_ATTEMPT: Final = f"{GROUP}/attempt"
 #: On an InferenceService's Deployments and pods: "on-demand" or "spot" (the capacity they use).
 LABEL_SHARE: Final = f"{GROUP}/share"
+#: On an InferenceService's pods: the model variant they serve (:func:`variant_label_value`).
+LABEL_VARIANT: Final = f"{GROUP}/variant"
 #: On a Job Steward stopped: why the attempt ended (Preempted, SpotUnavailable, ...).
 ANNOTATION_ENDED: Final = f"{GROUP}/ended"
 #: On a Job Steward stopped: when (RFC 3339), so lost work can be computed after the fact.
@@ -45,3 +49,18 @@ LABEL_NODE_POOL: Final = f"{GROUP}/node-pool"
 LEASE_NAME: Final = "steward-leader"
 #: The compression runner image of this release (the Dockerfile's compress-runner target).
 DEFAULT_COMPRESSION_IMAGE: Final = "ghcr.io/steward-ai/steward-compress:0.1.0"
+
+_LABEL_VALUE: Final = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?")
+
+
+def variant_label_value(variant: str) -> str:
+    """The :data:`LABEL_VARIANT` value of a model variant ("original", "int8_dynamic", ...).
+
+    The name itself where Kubernetes takes it as a label value; else ``v-`` and the first 16
+    hex digits of its SHA-256 (a runner image may name variants freely). The serving pods carry
+    it, the accounting reads it back from kube-state-metrics, and the serving controller finds
+    the active variant's latency by it: one function, so the three always agree.
+    """
+    if _LABEL_VALUE.fullmatch(variant):
+        return variant
+    return "v-" + hashlib.sha256(variant.encode()).hexdigest()[:16]

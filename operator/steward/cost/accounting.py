@@ -112,8 +112,9 @@ class Ledger:
     prices: dict[str, tuple[str, ...]]
     covered_seconds: int
     uncovered_seconds: int
-    #: Per serving workload: its pods' request latency histogram over the covered steps.
-    latency: dict[WorkloadRef, Buckets] = field(default_factory=dict)
+    #: Per serving workload, per model variant its pods serve ("" for pods that name none):
+    #: their request latency histogram over the covered steps.
+    latency: dict[WorkloadRef, dict[str, Buckets]] = field(default_factory=dict)
 
     def for_workloads(self, refs: Iterable[WorkloadRef]) -> Amounts:
         return Amounts.total(self.workloads.get(ref, Amounts()) for ref in refs)
@@ -286,13 +287,18 @@ def _count_requests(usage: Usage, covered: list[int], tally: _Tally) -> None:
             tally.add(tally.pods, key, Amounts(requests=total))
 
 
-def _latency(usage: Usage, covered: list[int]) -> dict[WorkloadRef, Buckets]:
-    """Each workload's pods' latency buckets over the covered steps, merged."""
-    owners = {pod.key: pod.workload for pod in usage.pods}
-    parts: dict[WorkloadRef, list[Buckets]] = defaultdict(list)
+def _latency(usage: Usage, covered: list[int]) -> dict[WorkloadRef, dict[str, Buckets]]:
+    """Each workload's pods' latency buckets over the covered steps, merged per variant."""
+    workloads = usage.workloads_of_pods()
+    parts: dict[WorkloadRef, dict[str, list[Buckets]]] = defaultdict(lambda: defaultdict(list))
     for key, buckets in window_buckets(usage, covered).items():
-        parts[owners.get(key, WorkloadRef("", key[0], key[1]))].append(buckets)
-    return {ref: merged(per_pod) for ref, per_pod in parts.items()}
+        owner = usage.owners.get(key)
+        ref = workloads.get(key, WorkloadRef("", key[0], key[1]))
+        parts[ref][owner.variant if owner else ""].append(buckets)
+    return {
+        ref: {variant: merged(pods) for variant, pods in variants.items()}
+        for ref, variants in parts.items()
+    }
 
 
 def node_utilization(usage: Usage) -> dict[str, tuple[float, int]]:
@@ -323,12 +329,13 @@ def _measure_utilization(usage: Usage, covered: list[int], tally: _Tally) -> Non
 
 def _ledger(usage: Usage, steps: list[int], covered: list[int], tally: _Tally) -> Ledger:
     grid = usage.grid
-    owners = {pod.key: pod for pod in usage.pods}
+    gpu_pods = {pod.key: pod for pod in usage.pods}
+    owners = usage.workloads_of_pods()
     workloads: dict[WorkloadRef, Amounts] = defaultdict(Amounts)
     charged: dict[str, Amounts] = defaultdict(Amounts)
     for key, amount in tally.pods.items():
-        pod = owners.get(key)
-        ref = pod.workload if pod is not None else WorkloadRef("", key[0], key[1])
+        pod = gpu_pods.get(key)
+        ref = owners.get(key, WorkloadRef("", key[0], key[1]))
         workloads[ref] = workloads[ref] + amount
         if pod is not None:
             charged[pod.node] = charged[pod.node] + _pod_only_removed(amount)

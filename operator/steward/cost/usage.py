@@ -53,6 +53,15 @@ class WorkloadRef:
 
 
 @dataclass(frozen=True)
+class PodOwner:
+    """What a pod of a Steward workload belongs to (read from its labels, GPUs or not)."""
+
+    workload: WorkloadRef
+    #: The model variant a serving pod serves (its ``steward.ai/variant`` label), "" if none.
+    variant: str = ""
+
+
+@dataclass(frozen=True)
 class NodeUsage:
     """A GPU node: what prices it, and its GPU capacity at every step it existed."""
 
@@ -101,3 +110,12 @@ class Usage:
     covered: frozenset[int]
     #: Per pod: request latency histogram buckets, bound (seconds) -> cumulative counter.
     latency: Mapping[PodKey, Mapping[float, Series]] = field(default_factory=dict)
+    #: Every pod of a Steward workload seen in the window, with or without GPUs (a serving
+    #: pod on CPUs still counts requests and latency for its service).
+    owners: Mapping[PodKey, PodOwner] = field(default_factory=dict)
+
+    def workloads_of_pods(self) -> dict[PodKey, WorkloadRef]:
+        """Each known pod's workload: from :attr:`owners`, else from its GPU usage."""
+        found = {pod.key: pod.workload for pod in self.pods}
+        found.update((key, owner.workload) for key, owner in self.owners.items())
+        return found

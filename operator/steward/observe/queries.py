@@ -8,7 +8,7 @@ dcgm-exporter's ``hostname`` instead of ``Hostname``, or Kepler's metrics for en
 
 Defaults follow NVIDIA dcgm-exporter and kube-state-metrics. kube-state-metrics must publish the
 node and pod labels Steward reads: ``--metric-labels-allowlist=nodes=[*],pods=[steward.ai/workload,
-steward.ai/attempt,steward.ai/share]`` (or ``[*]``).
+steward.ai/attempt,steward.ai/share,steward.ai/variant]`` (or ``[*]``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ DEFAULT_QUERIES: Final[dict[str, str]] = {
     ),
     "pod_workloads": (
         "max by (namespace, pod, label_steward_ai_workload, label_steward_ai_attempt, "
-        'label_steward_ai_share) (kube_pod_labels{label_steward_ai_workload!=""})'
+        "label_steward_ai_share, label_steward_ai_variant) "
+        '(kube_pod_labels{label_steward_ai_workload!=""})'
     ),
     "gpu_energy": _per_gpu("DCGM_FI_DEV_TOTAL_ENERGY_CONSUMPTION"),
     "gpu_power": _per_gpu("DCGM_FI_DEV_POWER_USAGE"),
@@ -66,7 +67,7 @@ CONTRACTS: Final[dict[str, str]] = {
     "node_labels": "node and label_<key> for the node's labels (kube-state-metrics naming)",
     "pod_gpus": "namespace, pod, node; value: GPUs the running pod requests",
     "pod_workloads": "namespace, pod, label_steward_ai_workload, label_steward_ai_attempt or "
-    "label_steward_ai_share",
+    "label_steward_ai_share (with label_steward_ai_variant where a serving pod has one)",
     "gpu_energy": "UUID, node, namespace, pod (empty when idle); value: energy counter in mJ",
     "gpu_power": "UUID, node, namespace, pod; value: watts",
     "gpu_utilization": "UUID, node, namespace, pod; value: percent",

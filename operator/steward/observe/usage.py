@@ -10,7 +10,16 @@ from typing import Final
 from steward.api.constants import CAPACITY_LABEL_SPOT, LABEL_CAPACITY_TYPE
 from steward.api.v1alpha1.common import CapacityType
 from steward.cost.catalog import NodeIdentity
-from steward.cost.usage import GPUSamples, Grid, NodeUsage, PodKey, PodUsage, Usage, WorkloadRef
+from steward.cost.usage import (
+    GPUSamples,
+    Grid,
+    NodeUsage,
+    PodKey,
+    PodOwner,
+    PodUsage,
+    Usage,
+    WorkloadRef,
+)
 from steward.observe.prometheus import Labels, Results, Series
 from steward.policy.placement import GPU_PRODUCT_LABEL, CapacityLabels
 
@@ -35,16 +44,18 @@ def build_usage(
 ) -> Usage:
     """Assemble the window: nodes with their identity, pods with their workload, GPUs with
     holders and energy, request counters, and which steps every required source covered."""
+    owners = _owners(results)
     return Usage(
         grid=grid,
         nodes=_nodes(results, capacity_labels),
-        pods=_pods(results),
+        pods=_pods(results, owners),
         gpus=_gpus(results),
         requests={_pod_key(s.labels): s.values for s in results.get("pod_requests", [])},
         covered=_covered(
             results.get("scrape_age", []), grid, required_jobs, max_sample_age_seconds
         ),
         latency=_latency(results.get("pod_latency", [])),
+        owners=owners,
     )
 
 
@@ -97,23 +108,31 @@ def _capacity(labels: Labels, capacity_labels: CapacityLabels) -> CapacityType:
     return CapacityType.ON_DEMAND
 
 
-def _pods(results: Results) -> tuple[PodUsage, ...]:
-    owners: dict[PodKey, WorkloadRef] = {}
+def _owners(results: Results) -> dict[PodKey, PodOwner]:
+    """Every pod labelled as a Steward workload's: a TrainingJob's attempt or a service's share
+    (with the model variant it serves, where its pods say)."""
+    owners: dict[PodKey, PodOwner] = {}
     for series in results.get("pod_workloads", []):
-        key = _pod_key(series.labels)
-        name = series.labels.get("label_steward_ai_workload", "")
-        if series.labels.get("label_steward_ai_attempt"):
-            owners[key] = WorkloadRef(TRAINING, key[0], name)
-        elif series.labels.get("label_steward_ai_share"):
-            owners[key] = WorkloadRef(SERVING, key[0], name)
+        key, labels = _pod_key(series.labels), series.labels
+        name = labels.get("label_steward_ai_workload", "")
+        if labels.get("label_steward_ai_attempt"):
+            owners[key] = PodOwner(WorkloadRef(TRAINING, key[0], name))
+        elif labels.get("label_steward_ai_share"):
+            variant = labels.get("label_steward_ai_variant", "")
+            owners[key] = PodOwner(WorkloadRef(SERVING, key[0], name), variant)
+    return owners
+
+
+def _pods(results: Results, owners: dict[PodKey, PodOwner]) -> tuple[PodUsage, ...]:
     pods = []
     for series in results.get("pod_gpus", []):
         key = _pod_key(series.labels)
         node = series.labels.get("node", "")
         if not node or not key[1]:
             continue
-        owner = owners.get(key, WorkloadRef("", key[0], key[1]))
-        pods.append(PodUsage(key[0], key[1], node, owner, series.values))
+        owner = owners.get(key)
+        workload = owner.workload if owner else WorkloadRef("", key[0], key[1])
+        pods.append(PodUsage(key[0], key[1], node, workload, series.values))
     return tuple(sorted(pods, key=lambda p: p.key))
 
 

@@ -12,9 +12,11 @@ maxSpotPercent / 100)`` go to spot. Spot replicas that cannot run (unschedulable
 that is gone or tainted for disruption) are added to the on-demand Deployment until spot
 capacity returns, so losing every spot node costs capacity for seconds, never the base.
 
-A promoted compressed variant is rolled back to the original when the newest accounted window,
-wholly after the promotion, measured a p95 request latency above ``spec.slo.latencyP95Ms`` over
-at least :data:`MIN_SLO_REQUESTS` requests (``status.latency``, from the serving metrics).
+A promoted compressed variant is rolled back to the original when, in the newest accounted
+window, wholly after the promotion, the variant's own pods (``status.latency.variants``, by their
+``steward.ai/variant`` label) served at least :data:`MIN_SLO_REQUESTS` requests with a p95
+request latency above ``spec.slo.latencyP95Ms``: the rollout's last original pods never count
+against the variant, and no figures for it roll nothing back.
 
 Model changes roll: the on-demand Deployment may take down at most its replicas above the base
 at once (``maxUnavailable``; with none above the base, a new pod must be Ready before an old one
@@ -29,7 +31,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Final
 
-from steward.api.constants import CAPACITY_LABEL_ON_DEMAND, CAPACITY_LABEL_SPOT
+from steward.api.constants import (
+    CAPACITY_LABEL_ON_DEMAND,
+    CAPACITY_LABEL_SPOT,
+    variant_label_value,
+)
 from steward.api.directive import read_directive
 from steward.api.v1alpha1.common import CapacityType, Condition, ConditionStatus
 from steward.api.v1alpha1.inferenceservice import (
@@ -176,13 +182,16 @@ def slo_breach(service: InferenceService) -> str | None:
     latency = status.latency if status else None
     if limit is None or active is None or latency is None or active.variant == ORIGINAL:
         return None
-    after = active.since is not None and latency.window_start >= active.since
-    if not after or latency.requests < MIN_SLO_REQUESTS or latency.p95_ms <= limit:
+    if active.since is None or latency.window_start < active.since:
+        return None
+    own = latency.of_variant(variant_label_value(active.variant))
+    if own is None or own.requests < MIN_SLO_REQUESTS or own.p95_ms <= limit:
         return None
     return (
-        f"p95 latency {latency.p95_ms:g} ms over {latency.requests} requests "
-        f"({latency.window_start.isoformat()} to {latency.window_end.isoformat()}) is above the "
-        f"SLO's {limit:g} ms with variant {active.variant}: serving the original again"
+        f"p95 latency {own.p95_ms:g} ms over {own.requests} requests served by variant "
+        f"{active.variant}'s pods ({latency.window_start.isoformat()} to "
+        f"{latency.window_end.isoformat()}) is above the SLO's {limit:g} ms: serving the "
+        "original again"
     )
 
 

@@ -106,9 +106,10 @@ class _Pool:
 
 
 class NodePools:
-    """The pools of one replay. The engine calls :meth:`take` to start a run, :meth:`release`
-    when it ends, :meth:`reclaim` when spot capacity changes, :meth:`review` when asked to,
-    :meth:`close` at the end; ``bill`` is charged for every node's lifetime."""
+    """The pools of one replay. The engine calls :meth:`take` to start a run (:meth:`admit`
+    for the runs waiting for room, in order), :meth:`release` when it ends, :meth:`reclaim`
+    when spot capacity changes, :meth:`review` when asked to, :meth:`close` at the end;
+    ``bill`` is charged for every node's lifetime."""
 
     def __init__(
         self,

@@ -192,6 +192,17 @@ class ActiveModel(StewardModel):
     since: datetime | None = None
 
 
+class VariantLatency(StewardModel):
+    """Request latency of the pods serving one model variant, in the same window."""
+
+    variant: str = Field(
+        description="The pods' steward.ai/variant label: the variant's name, or v- and a hash "
+        "of it where the name is not a valid label value."
+    )
+    p95_ms: Annotated[float, Field(ge=0)] = Field(description="95th percentile, ms.")
+    requests: Annotated[int, Field(ge=0)] = Field(description="Requests the histogram counted.")
+
+
 class ServingLatency(StewardModel):
     """Request latency in the newest accounted window, from the serving pods' histogram."""
 
@@ -201,6 +212,15 @@ class ServingLatency(StewardModel):
     requests: Annotated[int, Field(ge=0)] = Field(description="Requests the histogram counted.")
     window_start: datetime
     window_end: datetime
+    variants: Annotated[list[VariantLatency], Field(max_length=64)] = Field(
+        default_factory=list,
+        description="The same figures per model variant served in the window (pods that carry "
+        "no variant label are in the totals only).",
+    )
+
+    def of_variant(self, label: str) -> VariantLatency | None:
+        """The row of the pods labelled ``label``, if any served in the window."""
+        return next((row for row in self.variants if row.variant == label), None)
 
 
 class InferenceServiceStatus(StewardModel):
