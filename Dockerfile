@@ -21,13 +21,19 @@ USER 10001:10001
 ENTRYPOINT ["steward"]
 CMD ["run"]
 
-# The compression runner: the operator plus the `compress` extra (torch, torchao). Its
-# `steward compress` command arrives with the compression runner; until then this target
-# only prepares the image. TORCH_INDEX names an extra package index (e.g. CPU-only wheels).
+# The compression runner (`steward compress`, run by CompressionJobs): the operator plus the
+# `compress` extra (torch, torchao). A C++ compiler is there for torch.compile
+# (`evaluation.compile`: inductor's CPU kernels and Triton's launchers are compiled at run
+# time); its caches go to /tmp, as the runner's user has no home. TORCH_INDEX names an extra
+# package index (e.g. CPU-only wheels).
 FROM operator AS compress-runner
 USER root
 ARG TORCH_INDEX=""
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends g++ \
+    && rm -rf /var/lib/apt/lists/*
 RUN --mount=type=bind,from=build,source=/wheels,target=/wheels \
     python -m pip install --no-compile ${TORCH_INDEX:+--extra-index-url "$TORCH_INDEX"} \
     "$(ls /wheels/ai_steward-*.whl)[compress]"
+ENV TORCHINDUCTOR_CACHE_DIR=/tmp/torchinductor TRITON_CACHE_DIR=/tmp/triton
 USER 10001:10001

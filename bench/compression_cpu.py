@@ -1,11 +1,12 @@
 """Compression on this CPU: every CPU method on a digits MLP, as ratios to the original.
 
-    python bench/compression_cpu.py [--threads 1] [--batch 64]
+    python bench/compression_cpu.py [--threads 1] [--batch 64] [--compile]
 
 A 64-512-256-10 MLP trained on scikit-learn's digits (1,197 training, 600 evaluation samples),
 then `steward.compress.runner.run` with every method; printed: size and p50 speed-up against
 the original measured in the same run, accuracy and the gate's verdict (maxAccuracyDrop 0.01,
-maxLatencyRatio 1.0).
+maxLatencyRatio 1.0). ``--compile`` times every model ``torch.compile``d (the original too),
+as ``evaluation.compile`` does.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--batch", type=int, default=64)
+    parser.add_argument("--compile", action="store_true", help="time torch.compile'd models")
     args = parser.parse_args()
     loaded = datasets.load_digits()
     x = torch.tensor(loaded.data, dtype=torch.float32)
@@ -51,7 +53,8 @@ def main() -> None:
         report = run(Request(model=model, methods=list(CompressionMethod), evaluation=evaluation,
                              gate=Gate(), min_samples=500, output=Path(out), train=train,
                              timing=Timing(batch_sizes=(1, args.batch), iterations=50,
-                                           threads=args.threads), options=options))  # fmt: skip
+                                           threads=args.threads, compile=args.compile),
+                             options=options))  # fmt: skip
     original = report["variants"][0]
     print(f"| variant | size vs original | p50 speed-up (batch {args.batch}) | accuracy | "
           "passed / why not |\n|---|---|---|---|---|")  # fmt: skip
@@ -62,6 +65,8 @@ def main() -> None:
         size = row["sizeBytes"] / original["sizeBytes"]
         speed = original["latencyP50Ms"] / row["latencyP50Ms"]
         verdict = "yes" if row["passed"] else row["reasons"][0]
+        if row["compiled"] is False:
+            verdict += " (timed eagerly: compiling failed)"
         print(f"| {row['name']} | {size:.3f} | {speed:.2f}x | {row['accuracy']:.4f} | {verdict} |")
     print(f"\nchosen: {report['chosenVariant']}")
 

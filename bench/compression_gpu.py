@@ -1,7 +1,7 @@
 """Compression on a GPU: each method's latency speed-up over bf16, at batch 1 and batched, set
 against the memory-bandwidth limit (the bytes ratio), on transformers of realistic size.
 
-    python bench/compression_gpu.py [--batch 32] [--iterations 100] [--json out.json]
+    python bench/compression_gpu.py [--batch 32] [--iterations 100] [--compile] [--json out.json]
     python bench/compression_gpu.py --device cpu --tiny     # the same code, small, on a CPU
 
 Models, random weights (latency only), pure torch, fed hidden states (the embedding lookup is a
@@ -18,7 +18,9 @@ FP16, torchao Int8WeightOnly, Int8Dynamic, Int4WeightOnly, Float8 (compute capab
 and 2:4 semi-structured sparsity (>= 8.0). Timing: warm-up, then the forward pass captured as a
 CUDA graph and replayed (at batch 1 eager timing measures kernel launches, not the model:
 ../shared/docs/compression.md), median of ``--iterations`` by CUDA events; eager where capture
-fails, said in the row. Bytes ratio: the variant's serialised weights over bf16's, the speed-up
+fails, said in the row. ``--compile`` times each model ``torch.compile``d first, as the runner's
+``evaluation.compile`` does (torchao fuses its kernels only when compiled; eager where compiling
+fails, said in the row). Bytes ratio: the variant's serialised weights over bf16's, the speed-up
 a memory-bound step could reach. Without CUDA it says so and measures nothing (exit 0).
 """
 
@@ -40,7 +42,7 @@ from torch import nn
 from torch.nn import functional
 
 from steward.api.v1alpha1.compressionjob import CompressionMethod
-from steward.compress.measure import size_bytes
+from steward.compress.measure import compiled_copy, size_bytes
 from steward.compress.methods import Context, Hardware, Skipped, build
 
 
@@ -170,7 +172,7 @@ def time_ms(step: Callable[[], Any], iterations: int, device: str) -> tuple[floa
                 started = time.perf_counter()
                 step()
                 times.append((time.perf_counter() - started) * 1000)
-            return statistics.median(times), "eager"
+            return statistics.median(times), "host clock"
         run, how = _graphed(step)
         times = []
         for _ in range(iterations):
@@ -227,8 +229,7 @@ def bench_model(name: str, shape: Shape, args: argparse.Namespace) -> list[Row]:
             inputs = torch.randn(batch, shape.tokens, shape.hidden, device=hardware.device,
                                  dtype=torch.bfloat16)  # fmt: skip
             try:
-                latency, how = time_ms(lambda m=model, x=inputs: m(x), args.iterations,
-                                       hardware.device)  # fmt: skip
+                latency, how = latency_ms(model, inputs, args, hardware.device)
             except Exception as error:  # a failing kernel is a result
                 rows.append(Row(name, method.value, batch, None, None, ratio,
                                 f"failed: {error}"[:200]))  # fmt: skip
@@ -239,6 +240,23 @@ def bench_model(name: str, shape: Shape, args: argparse.Namespace) -> list[Row]:
             rows.append(Row(name, method.value, batch, latency, speedup, ratio, how))
         del model
     return rows
+
+
+def latency_ms(
+    model: nn.Module, inputs: torch.Tensor, args: argparse.Namespace, device: str
+) -> tuple[float, str]:
+    """The model's median latency on ``inputs`` and how it was timed: compiled first where
+    ``--compile`` asks, eagerly where that fails (the error named)."""
+    failed = ""
+    if args.compile:
+        try:
+            compiled = compiled_copy(model)
+            latency, how = time_ms(lambda: compiled(inputs), args.iterations, device)
+            return latency, f"compiled, {how}"
+        except Exception as error:  # whatever inductor raised: time the eager model
+            failed = f"compiling failed ({type(error).__name__}), "
+    latency, how = time_ms(lambda: model(inputs), args.iterations, device)
+    return latency, failed + how
 
 
 def _bytes(model: nn.Module) -> int | None:
@@ -273,6 +291,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--iterations", type=int, default=100)
     parser.add_argument("--models", nargs="*", choices=sorted(MODELS), default=sorted(MODELS))
     parser.add_argument("--tiny", action="store_true", help="small shapes (a smoke run)")
+    parser.add_argument("--compile", action="store_true", help="time torch.compile'd models")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     if args.device == "cuda" and not torch.cuda.is_available():

@@ -19,7 +19,7 @@ from torch import nn  # noqa: E402
 from steward.api.v1alpha1.compressionjob import CompressionMethod, Gate  # noqa: E402
 from steward.cli import main  # noqa: E402
 from steward.compress.data import Dataset  # noqa: E402
-from steward.compress.measure import Timing  # noqa: E402
+from steward.compress.measure import Timing, compiled_copy, measure  # noqa: E402
 from steward.compress.runner import Request, run  # noqa: E402
 
 GATE = Gate.model_validate({"maxAccuracyDrop": 0.02, "maxLatencyRatio": 1.5,
@@ -167,6 +167,83 @@ def test_the_command_line_runs_a_saved_model_and_names_a_bad_input(
                                     "--out", str(tmp_path / "out2")])  # fmt: skip
     assert bad.exit_code == 1
     assert "needs 'inputs' and 'labels'" in bad.output
+
+
+def test_compiled_timing_times_compiled_copies_and_saves_the_plain_variant(
+    digits: tuple[nn.Module, Dataset, Dataset], tmp_path: Path
+) -> None:
+    model, _, test = digits
+    torch.save(model, tmp_path / "model.pt")
+    torch.save({"inputs": test.inputs, "labels": test.labels}, tmp_path / "eval.pt")
+    args = [
+        "compress",
+        "--model",
+        str(tmp_path / "model.pt"),
+        "--format",
+        "TorchSave",
+        "--methods",
+        "DynamicInt8,Int8Dynamic",
+        "--eval",
+        str(tmp_path / "eval.pt"),
+        "--out",
+        str(tmp_path / "out"),
+        "--batch-sizes",
+        "1,32",
+        "--compile",
+        "--max-latency-ratio",
+        "10",
+        "--result-file",
+        str(tmp_path / "result.json"),
+    ]
+    result = CliRunner().invoke(main, args)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["timing"]["compile"] is True
+    assert [row["compiled"] for row in report["variants"]] == [True, True, True]
+    assert "(compiled)" in result.stderr
+    # What is saved is the variant, not its compiled copy: a whole module where it pickles.
+    if report["chosenVariant"] == "dynamicint8":
+        assert report["artifactFormat"] == "TorchSave"
+    saved = torch.load(report["artifactUri"], weights_only=False)
+    assert not isinstance(saved, dict) or report["artifactFormat"] == "StateDict"
+    status = json.loads((tmp_path / "result.json").read_text())
+    assert all(v["compiled"] is True for v in status["variants"])
+
+
+def test_a_model_that_cannot_be_compiled_is_timed_eagerly_and_says_so(
+    digits: tuple[nn.Module, Dataset, Dataset],
+) -> None:
+    # A runner image without a C++ compiler: inductor cannot build its CPU kernels. (A model
+    # of its own: kernels compiled earlier in this process would be reused without one.)
+    import torch._inductor.config as inductor  # noqa: PLC0415
+
+    _, _, test = digits
+    model = nn.Sequential(nn.Linear(64, 37), nn.Tanh(), nn.Linear(37, 10)).eval()
+    timing = Timing(batch_sizes=(8,), warmup=1, iterations=3, compile=True)
+    with inductor.patch({"cpp.cxx": ("/nonexistent/g++",), "fx_graph_cache": False}):
+        measured = measure("original", None, model, test, timing)
+    assert measured.compiled is False
+    assert measured.latency_p50_ms > 0
+    assert measured.correct == measure("original", None, model, test, TIMING).correct
+
+
+def test_a_compiled_copy_leaves_the_model_alone_and_computes_the_same() -> None:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
+    copied = compiled_copy(model)
+    inputs = torch.randn(4, 8)
+    with torch.inference_mode():
+        assert torch.allclose(copied(inputs), model(inputs), atol=1e-6)
+    assert copied is not model
+    assert model._compiled_call_impl is None  # the original is saved, so it stays plain
+
+    class Encoder(nn.Sequential):  # a sentence-transformers model: encode() calls forward()
+        def encode(self, inputs: Any) -> Any:
+            return self.forward(inputs)
+
+    stages = compiled_copy(Encoder(nn.Linear(8, 8), nn.Linear(8, 2)))
+    assert stages._compiled_call_impl is None
+    assert all(part._compiled_call_impl is not None for part in stages.children())
 
 
 def test_models_load_from_torchscript_torch_save_and_a_state_dict(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ from steward.act.compression import runner_job_manifest
 from steward.api.compression_result import TERMINATION_MESSAGE_BYTES, RunnerResult, encode
 from steward.api.v1alpha1.compressionjob import CompressionJob, CompressionPhase, VariantResult
 from steward.api.v1alpha1.inferenceservice import InferenceService
+from steward.compress.command import compress
 from steward.policy.compression_run import RESULT_GRACE, RunnerObservation, decide_compression
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -161,3 +162,15 @@ def test_the_runner_job_runs_steward_compress_with_the_spec_and_mounts_its_claim
     assert manifest["spec"]["backoffLimit"] == 0
     assert manifest["spec"]["template"]["metadata"]["annotations"] == {"a": "b"}
     assert manifest["metadata"]["ownerReferences"][0]["uid"] == "u1"
+
+
+def test_the_runner_compiles_only_when_the_evaluation_asks() -> None:
+    evaluation = {"datasetUri": "pvc://data/eval.pt", "batchSizes": [1, 32]}
+    for compile_, expected in ((False, False), (True, True)):
+        job = _job(evaluation={**evaluation, "compile": compile_})
+        manifest = runner_job_manifest(job.model_dump(mode="json", by_alias=True), job, "r:1")
+        args = manifest["spec"]["template"]["spec"]["containers"][0]["args"]
+        assert ("--compile" in args) is expected
+        # Every argument is one `steward compress` takes.
+        context = compress.make_context("compress", args[1:])
+        assert context.params["compile_models"] is expected

@@ -56,6 +56,16 @@ def test_a_cpu_smoke_run_gives_every_method_a_row(bench: ModuleType, tmp_path: P
     assert all("skipped" in r["timed_by"] for r in gpu_only)
 
 
+def test_a_compiled_cpu_smoke_run_times_compiled_models(bench: ModuleType, tmp_path: Path) -> None:
+    out = tmp_path / "rows.json"
+    code = bench.main(["--device", "cpu", "--tiny", "--iterations", "2", "--batch", "2",
+                       "--models", "minilm", "--compile", "--json", str(out)])  # fmt: skip
+    assert code == 0
+    measured = [r for r in json.loads(out.read_text()) if r["latency_ms"] is not None]
+    assert {r["method"] for r in measured} >= {"BF16", "Int8WeightOnly", "Int8Dynamic"}
+    assert all(r["timed_by"] == "compiled, host clock" for r in measured)
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the run without CUDA")
 def test_without_cuda_the_gpu_run_measures_nothing(
     bench: ModuleType, capsys: pytest.CaptureFixture[str]

@@ -1,6 +1,6 @@
 """The Dockerfile's promises, read from the file (no Docker engine runs here): pinned base
-image, a non-root operator image without torch, a separate compression-runner target, and a
-build context without caches, virtualenvs or tests."""
+image, a non-root operator image without torch, a separate compression-runner target that can
+compile models, and a build context without caches, virtualenvs or tests."""
 
 from __future__ import annotations
 
@@ -37,3 +37,12 @@ def test_operator_image_is_non_root_and_without_torch(repo: Path) -> None:
 def test_build_context_leaves_out_caches_and_tests(repo: Path) -> None:
     ignored = set((repo / ".dockerignore").read_text(encoding="utf-8").split())
     assert {".git", ".venv", "tests", "**/__pycache__", ".mypy_cache"} <= ignored
+
+
+def test_the_runner_image_can_compile_models(repo: Path) -> None:
+    # evaluation.compile: torch.compile builds C++ (CPU) and Triton launchers (GPU) at run time,
+    # into caches the home-less runner user can write.
+    runner = _stages(repo)["compress-runner"]
+    assert re.search(r"apt-get install -y --no-install-recommends g\+\+", runner)
+    assert "TORCHINDUCTOR_CACHE_DIR=/tmp/" in runner
+    assert "TRITON_CACHE_DIR=/tmp/" in runner

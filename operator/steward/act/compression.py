@@ -87,6 +87,8 @@ def _args(job: CompressionJob) -> list[str]:
     ]  # fmt: skip
     if spec.source.architecture:
         args += ["--architecture", spec.source.architecture]
+    if spec.evaluation.compile:
+        args.append("--compile")
     train = spec.options.get("trainDatasetUri")
     if isinstance(train, str):
         args += ["--train", train]

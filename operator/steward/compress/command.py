@@ -46,6 +46,12 @@ def _methods(text: str) -> list[CompressionMethod]:
 @click.option("--alpha", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--beta", type=click.FloatRange(min=0), default=1.0, show_default=True)
 @click.option("--batch-sizes", default="1", show_default=True, help="Comma-separated.")
+@click.option(
+    "--compile",
+    "compile_models",
+    is_flag=True,
+    help="Time the torch.compile'd models (as a compiling serving runtime runs them).",
+)
 @click.option("--hardware", type=click.Choice([h.value for h in HardwareTarget]),
               default=HardwareTarget.CPU.value, show_default=True)  # fmt: skip
 @click.option("--usd-per-hour", type=click.FloatRange(min=0), default=1.0, show_default=True,
@@ -85,7 +91,7 @@ def compress(**given: Any) -> None:
     request = Request(
         model=model, methods=_methods(given["methods"]), evaluation=evaluation, gate=gate,
         min_samples=given["min_samples"], output=local_path(given["out_uri"]),
-        timing=Timing(batch_sizes=batch_sizes),
+        timing=Timing(batch_sizes=batch_sizes, compile=given["compile_models"]),
         hardware=Hardware.detect(given["hardware"] == HardwareTarget.GPU.value),
         train=train, options=options, usd_per_hour=given["usd_per_hour"],
     )  # fmt: skip

@@ -36,6 +36,9 @@ class Measurement:
     samples: int
     cost_per_1k_requests_usd: float | None = None
     skipped: str | None = None
+    #: Latency of the compiled model (True), of the eager one after compiling failed (False),
+    #: or compiling was not asked for (None).
+    compiled: bool | None = None
 
     @property
     def accuracy(self) -> float:

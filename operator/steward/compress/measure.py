@@ -5,6 +5,7 @@ set. Latency is measured, never assumed: a wrong kernel can be far slower than n
 
 from __future__ import annotations
 
+import copy
 import io
 import statistics
 import time
@@ -30,6 +31,9 @@ class Timing:
     warmup: int = 5
     iterations: int = 30
     threads: int = 1
+    #: Time the ``torch.compile``d model, as a serving runtime that compiles runs it (torchao's
+    #: quantized layers are fused only when compiled). Accuracy is measured eagerly either way.
+    compile: bool = False
 
 
 def measure(
@@ -44,7 +48,7 @@ def measure(
     """Every figure of ``model`` on ``data``; latency at the largest batch size gates."""
     torch.set_num_threads(timing.threads)
     correct = accuracy_count(model, data, device)
-    latencies = {b: latency_ms(model, data, b, timing, device) for b in timing.batch_sizes}
+    latencies, compiled = _latencies(model, data, timing, device)
     largest = max(timing.batch_sizes)
     p50, p95 = latencies[largest]
     return Measurement(
@@ -57,7 +61,42 @@ def measure(
         throughput_per_s=largest / (p50 / 1000) if p50 > 0 else 0.0,
         correct=correct,
         samples=len(data),
+        compiled=compiled,
     )
+
+
+Latencies = dict[int, tuple[float, float]]
+
+
+def _latencies(
+    model: nn.Module, data: Evaluation, timing: Timing, device: str
+) -> tuple[Latencies, bool | None]:
+    """(p50, p95) per batch size, and whether they are the compiled model's: None when
+    ``timing.compile`` is off, False when compiling failed and the eager model was timed."""
+
+    def timed(subject: nn.Module) -> Latencies:
+        return {b: latency_ms(subject, data, b, timing, device) for b in timing.batch_sizes}
+
+    if not timing.compile:
+        return timed(model), None
+    try:
+        return timed(compiled_copy(model)), True
+    except Exception:  # whatever inductor raised: the eager figures stand, and say so
+        return timed(model), False
+
+
+def compiled_copy(model: nn.Module) -> nn.Module:
+    """A ``torch.compile``d copy of ``model`` (the model itself stays as it is, to be saved).
+
+    A sentence-transformers model is driven through ``encode``, which calls ``forward`` rather
+    than the module, so its stages are compiled instead. Dynamo's caches are reset first: each
+    model compiles afresh, never falling back to eager for hitting the recompilation limit.
+    """
+    torch._dynamo.reset()
+    copied = copy.deepcopy(model)
+    for part in list(copied.children()) if hasattr(copied, "encode") else [copied]:
+        part.compile()
+    return copied
 
 
 def accuracy_count(model: nn.Module, data: Evaluation, device: str = "cpu") -> int:

@@ -61,7 +61,8 @@ def run(request: Request, report: Callable[[str], None] = lambda _line: None) ->
     device = request.hardware.device
     context = Context(request.hardware, request.train, request.options)
     original = _measured(ORIGINAL, None, request.model.to(device), request, device)
-    report(f"original: accuracy {original.accuracy:.4f}, p95 {original.latency_p95_ms:.3f} ms")
+    report(f"original: accuracy {original.accuracy:.4f}, p95 {original.latency_p95_ms:.3f} ms"
+           f"{_timed(original)}")  # fmt: skip
     built: dict[str, nn.Module] = {}
     variants: list[Measurement] = []
     for method in request.methods:
@@ -76,8 +77,8 @@ def run(request: Request, report: Callable[[str], None] = lambda _line: None) ->
         built[name] = variant
         measured = _measured(name, method.value, variant, request, device)
         variants.append(measured)
-        report(f"{name}: accuracy {measured.accuracy:.4f}, p95 {measured.latency_p95_ms:.3f} ms,"
-               f" {measured.size_bytes} bytes")  # fmt: skip
+        report(f"{name}: accuracy {measured.accuracy:.4f}, p95 {measured.latency_p95_ms:.3f} ms"
+               f"{_timed(measured)}, {measured.size_bytes} bytes")  # fmt: skip
     verdicts, chosen = judge(original, variants, request.gate, request.min_samples)
     result = _report(original, verdicts, chosen, request)
     request.output.mkdir(parents=True, exist_ok=True)
@@ -86,6 +87,10 @@ def run(request: Request, report: Callable[[str], None] = lambda _line: None) ->
         result["artifactUri"], result["artifactFormat"] = str(artifact), kind
     (request.output / "report.json").write_text(json.dumps(result, indent=2) + "\n")
     return result
+
+
+def _timed(measured: Measurement) -> str:
+    return {None: "", True: " (compiled)", False: " (eager: compiling failed)"}[measured.compiled]
 
 
 def runner_result(report: dict[str, Any]) -> RunnerResult:
@@ -98,6 +103,7 @@ def runner_result(report: dict[str, Any]) -> RunnerResult:
                 "latencyP95Ms": row["latencyP95Ms"], "accuracy": row["accuracy"],
                 "accuracyDrop": row["accuracyDrop"] or 0.0,
                 "costPer1kRequestsUSD": row["costPer1kRequestsUSD"],
+                "compiled": row["compiled"],
                 "passed": row["passed"], "reasons": row["reasons"],
             }
         )
@@ -143,6 +149,7 @@ def _report(
     return {
         "hardware": asdict(request.hardware),
         "gate": request.gate.model_dump(mode="json", by_alias=True),
+        "timing": asdict(request.timing),
         "minSamples": request.min_samples,
         "usdPerHour": request.usd_per_hour,
         "variants": rows,
@@ -169,6 +176,7 @@ def _row(m: Measurement, drop: float | None, *, passed: bool, reasons: Sequence[
         "samples": m.samples,
         "accuracyDrop": None if drop is None else round(drop, 6),
         "costPer1kRequestsUSD": m.cost_per_1k_requests_usd,
+        "compiled": m.compiled,
         "objective": objective,
         "passed": passed,
         "reasons": list(reasons),

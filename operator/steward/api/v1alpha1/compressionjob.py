@@ -90,6 +90,12 @@ class Evaluation(StewardModel):
     batch_sizes: Annotated[list[Annotated[int, Field(ge=1, le=4096)]], Field(max_length=8)] = Field(
         default_factory=lambda: [1], description="Batch sizes latency is measured at."
     )
+    compile: bool = Field(
+        default=False,
+        description="Time the original and every variant after torch.compile, as a serving "
+        "runtime that compiles runs them (torchao's quantized layers are fused only when "
+        "compiled); accuracy is measured eagerly.",
+    )
 
 
 class ObjectiveWeights(StewardModel):
@@ -185,6 +191,11 @@ class VariantResult(StewardModel):
     accuracy: Fraction
     accuracy_drop: Annotated[float, Field(ge=-1, le=1)]
     cost_per_1k_requests_usd: USD | None = None
+    compiled: bool | None = Field(
+        default=None,
+        description="With evaluation.compile: true if the latency is the compiled model's, "
+        "false if compiling failed and the eager model was timed.",
+    )
     passed: bool
     reasons: Annotated[list[Annotated[str, Field(max_length=512)]], Field(max_length=16)] = Field(
         default_factory=list
