@@ -145,16 +145,21 @@ def test_breast_cancer_with_fine_tuned_pruning_keeps_its_accuracy(tmp_path: Path
     assert pruned["accuracy"] >= original["accuracy"] - 0.02
 
 
+def _command(model: nn.Module, test: Dataset, tmp_path: Path, methods: str) -> list[str]:
+    """``steward compress`` arguments for ``model`` and ``test`` saved under ``tmp_path``."""
+    torch.save(model, tmp_path / "model.pt")
+    torch.save({"inputs": test.inputs, "labels": test.labels}, tmp_path / "eval.pt")
+    return ["compress", "--model", str(tmp_path / "model.pt"), "--format", "TorchSave",
+            "--methods", methods, "--eval", str(tmp_path / "eval.pt"),
+            "--out", str(tmp_path / "out"), "--batch-sizes", "1,32",
+            "--max-latency-ratio", "10"]  # fmt: skip
+
+
 def test_the_command_line_runs_a_saved_model_and_names_a_bad_input(
     digits: tuple[nn.Module, Dataset, Dataset], tmp_path: Path
 ) -> None:
     model, _, test = digits
-    torch.save(model, tmp_path / "model.pt")
-    torch.save({"inputs": test.inputs, "labels": test.labels}, tmp_path / "eval.pt")
-    args = ["compress", "--model", str(tmp_path / "model.pt"), "--format", "TorchSave",
-            "--methods", "DynamicInt8,Float8", "--eval", str(tmp_path / "eval.pt"),
-            "--out", str(tmp_path / "out"), "--batch-sizes", "1,32",
-            "--max-latency-ratio", "10"]  # fmt: skip
+    args = _command(model, test, tmp_path, "DynamicInt8,Float8")
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     summary = json.loads(result.stdout.strip().splitlines()[-1])
@@ -173,39 +178,21 @@ def test_compiled_timing_times_compiled_copies_and_saves_the_plain_variant(
     digits: tuple[nn.Module, Dataset, Dataset], tmp_path: Path
 ) -> None:
     model, _, test = digits
-    torch.save(model, tmp_path / "model.pt")
-    torch.save({"inputs": test.inputs, "labels": test.labels}, tmp_path / "eval.pt")
-    args = [
-        "compress",
-        "--model",
-        str(tmp_path / "model.pt"),
-        "--format",
-        "TorchSave",
-        "--methods",
-        "DynamicInt8,Int8Dynamic",
-        "--eval",
-        str(tmp_path / "eval.pt"),
-        "--out",
-        str(tmp_path / "out"),
-        "--batch-sizes",
-        "1,32",
-        "--compile",
-        "--max-latency-ratio",
-        "10",
-        "--result-file",
-        str(tmp_path / "result.json"),
-    ]
-    result = CliRunner().invoke(main, args)  # fmt: skip
+    args = [*_command(model, test, tmp_path, "DynamicInt8,Int8Dynamic"), "--compile",
+            "--result-file", str(tmp_path / "result.json")]  # fmt: skip
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "out" / "report.json").read_text())
     assert report["timing"]["compile"] is True
     assert [row["compiled"] for row in report["variants"]] == [True, True, True]
     assert "(compiled)" in result.stderr
-    # What is saved is the variant, not its compiled copy: a whole module where it pickles.
-    if report["chosenVariant"] == "dynamicint8":
-        assert report["artifactFormat"] == "TorchSave"
+    # What is saved is the variant, not its compiled copy (torchao's as a state dict).
     saved = torch.load(report["artifactUri"], weights_only=False)
-    assert not isinstance(saved, dict) or report["artifactFormat"] == "StateDict"
+    if report["artifactFormat"] == "TorchSave":
+        assert isinstance(saved, nn.Module)
+        assert saved._compiled_call_impl is None
+    else:
+        assert isinstance(saved, dict)
     status = json.loads((tmp_path / "result.json").read_text())
     assert all(v["compiled"] is True for v in status["variants"])
 
