@@ -5,6 +5,7 @@ gate, and the chosen variant is the J-optimal passing one."""
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,13 @@ from torch import nn  # noqa: E402
 from steward.api.v1alpha1.compressionjob import CompressionMethod, Gate  # noqa: E402
 from steward.cli import main  # noqa: E402
 from steward.compress.data import Dataset  # noqa: E402
-from steward.compress.measure import Timing, compiled_copy, measure  # noqa: E402
+from steward.compress.measure import (  # noqa: E402
+    Subject,
+    Timing,
+    compiled_copy,
+    measure,
+    measure_all,
+)
 from steward.compress.runner import Request, run  # noqa: E402
 
 GATE = Gate.model_validate({"maxAccuracyDrop": 0.02, "maxLatencyRatio": 1.5,
@@ -168,6 +175,9 @@ def test_the_command_line_runs_a_saved_model_and_names_a_bad_input(
     assert report["variants"][2]["reasons"] == [
         "skipped: torchao Float8DynamicActivationFloat8WeightConfig needs a CUDA GPU"
     ]
+    for row in report["variants"][:2]:  # every batch size's figures; the largest gates
+        assert sorted(row["latencyByBatch"], key=int) == ["1", "32"]
+        assert row["latencyByBatch"]["32"]["p95Ms"] == row["latencyP95Ms"]
     bad = CliRunner().invoke(main, [*args[:-6], "--eval", str(tmp_path / "model.pt"),
                                     "--out", str(tmp_path / "out2")])  # fmt: skip
     assert bad.exit_code == 1
@@ -218,11 +228,14 @@ def test_a_compiled_copy_leaves_the_model_alone_and_computes_the_same() -> None:
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 3)).eval()
     copied = compiled_copy(model)
+    other = compiled_copy(model)
     inputs = torch.randn(4, 8)
     with torch.inference_mode():
         assert torch.allclose(copied(inputs), model(inputs), atol=1e-6)
-    assert copied is not model
-    assert model._compiled_call_impl is None  # the original is saved, so it stays plain
+    assert copied.model is not model  # the original is saved, so it stays plain
+    assert model._compiled_call_impl is None
+    # Every copy compiles through code of its own (dynamo caches per code object).
+    assert copied.function.__code__ is not other.function.__code__
 
     class Encoder(nn.Sequential):  # a sentence-transformers model: encode() calls forward()
         def encode(self, inputs: Any) -> Any:
@@ -231,6 +244,41 @@ def test_a_compiled_copy_leaves_the_model_alone_and_computes_the_same() -> None:
     stages = compiled_copy(Encoder(nn.Linear(8, 8), nn.Linear(8, 2)))
     assert stages._compiled_call_impl is None
     assert all(part._compiled_call_impl is not None for part in stages.children())
+
+
+class _Machine:
+    """A machine that slows down: passes after the first ``fast`` take 4 ms instead of 1."""
+
+    def __init__(self, fast: int) -> None:
+        self.fast, self.passes = fast, 0
+
+
+class _Sleeper(nn.Module):
+    def __init__(self, machine: _Machine) -> None:
+        super().__init__()
+        self.machine = machine
+
+    def forward(self, inputs: Any) -> Any:
+        self.machine.passes += 1
+        time.sleep(0.001 if self.machine.passes <= self.machine.fast else 0.004)
+        return inputs
+
+
+def test_models_are_timed_round_robin_so_a_slowdown_hits_all_alike(
+    digits: tuple[nn.Module, Dataset, Dataset],
+) -> None:
+    # Two identical models; after both warm-ups and 20 of the 60 timed passes (and the 4
+    # untimed ones opening their blocks) the machine slows down. Timed one after the other,
+    # the first would look 4x faster than the second; round-robin, each gets 10 fast passes
+    # and 20 slow ones: the same median.
+    _, _, test = digits
+    machine = _Machine(fast=2 + 20 + 4)
+    subjects = [Subject(name, None, _Sleeper(machine)) for name in ("a", "b")]
+    timing = Timing(batch_sizes=(1,), warmup=1, iterations=30)
+    a, b = measure_all(subjects, test, timing)
+    assert a.latency_p50_ms >= 3.5
+    assert b.latency_p50_ms >= 3.5
+    assert 0.8 < a.latency_p50_ms / b.latency_p50_ms < 1.25
 
 
 def test_models_load_from_torchscript_torch_save_and_a_state_dict(tmp_path: Path) -> None:

@@ -12,7 +12,7 @@ and it measured at all. Among passing variants the chosen one minimises
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
 from steward.api.v1alpha1.compressionjob import Gate
@@ -39,6 +39,8 @@ class Measurement:
     #: Latency of the compiled model (True), of the eager one after compiling failed (False),
     #: or compiling was not asked for (None).
     compiled: bool | None = None
+    #: (p50, p95) ms at every batch size measured; the ``latency_*`` fields are the largest's.
+    latency_by_batch: Mapping[int, tuple[float, float]] = field(default_factory=dict)
 
     @property
     def accuracy(self) -> float:

@@ -9,7 +9,8 @@ import copy
 import io
 import statistics
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,15 @@ class Timing:
     compile: bool = False
 
 
+@dataclass(frozen=True)
+class Subject:
+    """A model to measure: the original (``method`` None) or a variant."""
+
+    name: str
+    method: str | None
+    model: nn.Module
+
+
 def measure(
     name: str,
     method: str | None,
@@ -45,58 +55,39 @@ def measure(
     *,
     device: str = "cpu",
 ) -> Measurement:
-    """Every figure of ``model`` on ``data``; latency at the largest batch size gates."""
-    torch.set_num_threads(timing.threads)
-    correct = accuracy_count(model, data, device)
-    latencies, compiled = _latencies(model, data, timing, device)
-    largest = max(timing.batch_sizes)
-    p50, p95 = latencies[largest]
-    return Measurement(
-        name=name,
-        method=method,
-        size_bytes=size_bytes(model),
-        parameters=parameter_count(model),
-        latency_p50_ms=p50,
-        latency_p95_ms=p95,
-        throughput_per_s=largest / (p50 / 1000) if p50 > 0 else 0.0,
-        correct=correct,
-        samples=len(data),
-        compiled=compiled,
-    )
+    """Every figure of one model on ``data`` (:func:`measure_all` of it alone)."""
+    [measured] = measure_all([Subject(name, method, model)], data, timing, device=device)
+    return measured
 
 
-Latencies = dict[int, tuple[float, float]]
+def measure_all(
+    subjects: Sequence[Subject], data: Evaluation, timing: Timing, *, device: str = "cpu"
+) -> list[Measurement]:
+    """Every figure of each subject on ``data``; latency at the largest batch size gates.
 
-
-def _latencies(
-    model: nn.Module, data: Evaluation, timing: Timing, device: str
-) -> tuple[Latencies, bool | None]:
-    """(p50, p95) per batch size, and whether they are the compiled model's: None when
-    ``timing.compile`` is off, False when compiling failed and the eager model was timed."""
-
-    def timed(subject: nn.Module) -> Latencies:
-        return {b: latency_ms(subject, data, b, timing, device) for b in timing.batch_sizes}
-
-    if not timing.compile:
-        return timed(model), None
-    try:
-        return timed(compiled_copy(model)), True
-    except Exception:  # whatever inductor raised: the eager figures stand, and say so
-        return timed(model), False
-
-
-def compiled_copy(model: nn.Module) -> nn.Module:
-    """A ``torch.compile``d copy of ``model`` (the model itself stays as it is, to be saved).
-
-    A sentence-transformers model is driven through ``encode``, which calls ``forward`` rather
-    than the module, so its stages are compiled instead. Dynamo's caches are reset first: each
-    model compiles afresh, never falling back to eager for hitting the recompilation limit.
+    Latency is taken round-robin (:func:`round_robin`): every model's samples are spread over
+    the same stretch of time, so a change of load on the machine falls on all of them alike,
+    not on whichever model happened to be timed then.
     """
-    torch._dynamo.reset()
-    copied = copy.deepcopy(model)
-    for part in list(copied.children()) if hasattr(copied, "encode") else [copied]:
-        part.compile()
-    return copied
+    torch.set_num_threads(timing.threads)
+    with _compiling(len(subjects) * len(timing.batch_sizes)):
+        timed = [_timed_form(s.model, data, timing, device) for s in subjects]
+        models = [model for model, _ in timed]
+        by_batch = {b: round_robin(models, data, b, timing, device) for b in timing.batch_sizes}
+    largest = max(timing.batch_sizes)
+    measured = []
+    for index, (subject, (_, compiled)) in enumerate(zip(subjects, timed, strict=True)):
+        p50, p95 = by_batch[largest][index]
+        measured.append(Measurement(
+            name=subject.name, method=subject.method,
+            size_bytes=size_bytes(subject.model), parameters=parameter_count(subject.model),
+            latency_p50_ms=p50, latency_p95_ms=p95,
+            throughput_per_s=largest / (p50 / 1000) if p50 > 0 else 0.0,
+            correct=accuracy_count(subject.model, data, device), samples=len(data),
+            compiled=compiled,
+            latency_by_batch={b: figures[index] for b, figures in by_batch.items()},
+        ))  # fmt: skip
+    return measured
 
 
 def accuracy_count(model: nn.Module, data: Evaluation, device: str = "cpu") -> int:
@@ -117,33 +108,121 @@ def accuracy_count(model: nn.Module, data: Evaluation, device: str = "cpu") -> i
     return correct
 
 
-def latency_ms(
-    model: nn.Module, data: Evaluation, batch: int, timing: Timing, device: str = "cpu"
-) -> tuple[float, float]:
-    """Median and 95th percentile of ``timing.iterations`` forward passes of ``batch`` samples
-    after ``timing.warmup`` untimed ones."""
+@contextmanager
+def _compiling(graphs: int) -> Iterator[None]:
+    """Dynamo afresh, with room for ``graphs`` compilations of one code object (every
+    ``nn.Sequential`` shares ``forward``), failing loudly past it rather than running eagerly
+    while counted as compiled."""
+    torch._dynamo.reset()
+    limit = max(8, 2 * graphs)
+    with torch._dynamo.config.patch(recompile_limit=limit, fail_on_recompile_limit_hit=True):
+        yield
+
+
+def _timed_form(
+    model: nn.Module, data: Evaluation, timing: Timing, device: str
+) -> tuple[nn.Module, bool | None]:
+    """What to time, and whether it is compiled: ``model`` itself when ``timing.compile`` is
+    off (None); a compiled copy that ran at every batch size (True); else ``model`` (False)."""
+    if not timing.compile:
+        return model, None
+    try:
+        compiled = compiled_copy(model)
+        with torch.inference_mode():
+            for batch in timing.batch_sizes:
+                _forward(compiled, data, batch, device)()
+    except Exception:  # whatever inductor raised: the eager model is timed, and says so
+        return model, False
+    return compiled, True
+
+
+def compiled_copy(model: nn.Module) -> nn.Module:
+    """A compiled copy of ``model`` (the model itself stays as it is, to be saved); it compiles
+    on its first call.
+
+    Each copy is called through an entry function of its own (:class:`CompiledEntry`). A
+    sentence-transformers model is driven through ``encode``, which calls ``forward`` rather
+    than the module, so its stages are compiled in place instead (sharing code objects).
+    """
+    copied = copy.deepcopy(model)
+    if hasattr(copied, "encode"):
+        for part in copied.children():
+            part.compile()
+        return copied
+    return CompiledEntry(copied)
+
+
+class CompiledEntry(nn.Module):
+    """Calls ``model`` through ``torch.compile`` of a function with a code object of its own.
+
+    Dynamo keeps compiled code per code object: models compiled as themselves share one
+    (``nn.Sequential.forward``, or ``Module.compile``'s wrapper), and measured together they
+    ran slower than each alone (torchao's Int8Dynamic on the digits MLP 4x slower, a third
+    slower than eager); through entries of their own each runs its own compiled graph.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+        scope: dict[str, Any] = {}
+        exec("def entry(*args):\n    return model(*args)\n", {"model": model}, scope)
+        self.function: Callable[..., Any] = scope["entry"]
+        self.entry: Callable[..., Any] = torch.compile(self.function)
+
+    def forward(self, *args: Any) -> Any:
+        return self.entry(*args)
+
+
+def round_robin(
+    models: Sequence[nn.Module], data: Evaluation, batch: int, timing: Timing, device: str
+) -> list[tuple[float, float]]:
+    """Median and 95th percentile (ms) of ``timing.iterations`` forward passes of ``batch``
+    samples per model, after ``timing.warmup`` untimed ones each.
+
+    The passes go in rounds of :data:`BLOCK` per model, the order rotating every round, so all
+    models are timed across the same stretch of time. Each block starts with one untimed pass:
+    a served model runs warm, not just after another model has had the caches.
+    """
+    forwards = [_forward(model, data, batch, device) for model in models]
+    times: list[list[float]] = [[] for _ in models]
+    with torch.inference_mode():
+        for forward in forwards:
+            for _ in range(timing.warmup):
+                forward()
+        rounds = -(-timing.iterations // BLOCK)
+        for round_ in range(rounds):
+            for k in range(len(models)):
+                index = (k + round_) % len(models)
+                forwards[index]()
+                for _ in range(min(BLOCK, timing.iterations - len(times[index]))):
+                    times[index].append(_timed(forwards[index], device))
+    return [_p50_p95(samples) for samples in times]
+
+
+#: Passes per model per round of :func:`round_robin`.
+BLOCK = 5
+
+
+def _forward(model: nn.Module, data: Evaluation, batch: int, device: str) -> Callable[[], object]:
+    """One forward pass over the first ``batch`` samples (repeated if the set is smaller)."""
     index = torch.arange(batch) % len(data)
     if isinstance(data, RetrievalSet):
         texts = [data.texts[int(i)] for i in index]
+        return lambda: _embed(model, texts, device)
+    inputs = data.inputs[index].to(device)
+    return lambda: model(inputs)
 
-        def forward() -> object:
-            return _embed(model, texts, device)
-    else:
-        inputs = data.inputs[index].to(device)
 
-        def forward() -> object:
-            return model(inputs)
+def _timed(forward: Callable[[], object], device: str) -> float:
+    _sync(device)
+    started = time.perf_counter()
+    forward()
+    _sync(device)
+    return (time.perf_counter() - started) * 1000
 
-    times = []
-    with torch.inference_mode():
-        for i in range(timing.warmup + timing.iterations):
-            _sync(device)
-            started = time.perf_counter()
-            forward()
-            _sync(device)
-            if i >= timing.warmup:
-                times.append((time.perf_counter() - started) * 1000)
-    ordered = sorted(times)
+
+def _p50_p95(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
     p95 = ordered[min(len(ordered) - 1, max(0, round(0.95 * len(ordered)) - 1))]
     return statistics.median(ordered), p95
 

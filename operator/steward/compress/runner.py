@@ -22,7 +22,7 @@ from steward.api.compression_result import RunnerResult
 from steward.api.v1alpha1.compressionjob import CompressionMethod, Gate, VariantResult
 from steward.compress.data import Dataset
 from steward.compress.gate import Measurement, Verdict, judge, with_cost
-from steward.compress.measure import Evaluation, Timing, measure
+from steward.compress.measure import Evaluation, Subject, Timing, measure_all
 from steward.compress.methods import Context, Hardware, Skipped, build
 
 ORIGINAL = "original"
@@ -57,28 +57,36 @@ def local_path(uri: str) -> Path:
 
 
 def run(request: Request, report: Callable[[str], None] = lambda _line: None) -> dict[str, Any]:
-    """Run the request; return the report (also written as ``report.json``)."""
+    """Run the request; return the report (also written as ``report.json``).
+
+    Every variant is built first, then all are measured together with the original
+    (:func:`~steward.compress.measure.measure_all`: latency round-robin, so the gate compares
+    models timed under the same load).
+    """
     device = request.hardware.device
     context = Context(request.hardware, request.train, request.options)
-    original = _measured(ORIGINAL, None, request.model.to(device), request, device)
-    report(f"original: accuracy {original.accuracy:.4f}, p95 {original.latency_p95_ms:.3f} ms"
-           f"{_timed(original)}")  # fmt: skip
     built: dict[str, nn.Module] = {}
-    variants: list[Measurement] = []
+    skipped: dict[str, Measurement] = {}
     for method in request.methods:
         name = method.value.lower()
         try:
-            variant = build(method, request.model, context)
-        except Skipped as skipped:
-            variants.append(Measurement(name, method.value, 0, 0, 0.0, 0.0, 0.0, 0, 0,
-                                        skipped=str(skipped)))  # fmt: skip
-            report(f"{name}: skipped: {skipped}")
-            continue
-        built[name] = variant
-        measured = _measured(name, method.value, variant, request, device)
-        variants.append(measured)
-        report(f"{name}: accuracy {measured.accuracy:.4f}, p95 {measured.latency_p95_ms:.3f} ms"
-               f"{_timed(measured)}, {measured.size_bytes} bytes")  # fmt: skip
+            built[name] = build(method, request.model, context)
+        except Skipped as why:
+            skipped[name] = Measurement(name, method.value, 0, 0, 0.0, 0.0, 0.0, 0, 0,
+                                        skipped=str(why))  # fmt: skip
+            report(f"{name}: skipped: {why}")
+    methods = {method.value.lower(): method.value for method in request.methods}
+    subjects = [Subject(ORIGINAL, None, request.model.to(device))]
+    subjects += [Subject(name, methods[name], model) for name, model in built.items()]
+    measured = {
+        m.name: with_cost(m, request.usd_per_hour)
+        for m in measure_all(subjects, request.evaluation, request.timing, device=device)
+    }
+    original = measured[ORIGINAL]
+    for m in measured.values():
+        report(f"{m.name}: accuracy {m.accuracy:.4f}, p95 {m.latency_p95_ms:.3f} ms"
+               f"{_timed(m)}, {m.size_bytes} bytes")  # fmt: skip
+    variants = [measured.get(name) or skipped[name] for name in methods]
     verdicts, chosen = judge(original, variants, request.gate, request.min_samples)
     result = _report(original, verdicts, chosen, request)
     request.output.mkdir(parents=True, exist_ok=True)
@@ -132,12 +140,6 @@ def _save(model: nn.Module, folder: Path) -> tuple[Path, str]:
     return whole, "TorchSave"
 
 
-def _measured(name: str, method: str | None, model: nn.Module, request: Request,
-              device: str) -> Measurement:  # fmt: skip
-    measured = measure(name, method, model, request.evaluation, request.timing, device=device)
-    return with_cost(measured, request.usd_per_hour)
-
-
 def _report(
     original: Measurement, verdicts: list[Verdict], chosen: Verdict | None, request: Request
 ) -> dict[str, Any]:
@@ -170,6 +172,10 @@ def _row(m: Measurement, drop: float | None, *, passed: bool, reasons: Sequence[
         "parameters": m.parameters,
         "latencyP50Ms": round(m.latency_p50_ms, 4),
         "latencyP95Ms": round(m.latency_p95_ms, 4),
+        "latencyByBatch": {
+            str(batch): {"p50Ms": round(p50, 4), "p95Ms": round(p95, 4)}
+            for batch, (p50, p95) in sorted(m.latency_by_batch.items())
+        },
         "throughputPerSecond": round(m.throughput_per_s, 2),
         "accuracy": round(m.accuracy, 6),
         "accuracyInterval95": [round(low, 6), round(high, 6)],
