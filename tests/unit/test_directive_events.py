@@ -1,15 +1,24 @@
-"""A directive's Events are said once, whoever says them: the leader that patched it, or the one
-that takes over after it died between its patch and its Events."""
+"""A directive's Events, and a governor CompressionJob's, are said once, whoever says them: the
+leader that acted, or the one that takes over after it died between its action and its Events."""
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any
 
-from steward.act.governor import announce, directive_event_name
+from steward.act.governor import (
+    announce,
+    announce_compression,
+    directive_event_name,
+    start_compression,
+)
 from steward.act.kube import Kube, TransientError
 from steward.api.constants import ANNOTATION_GOVERNOR
 from steward.api.directive import GovernorAction, GovernorDirective
+from steward.api.v1alpha1.common import PolicyMode
+from steward.api.v1alpha1.compressionjob import CompressionJobSpec
+from steward.cost.usage import WorkloadRef
+from steward.policy.compression import CompressionRequest
 from steward.policy.notes import Note
 
 NOW = datetime(2026, 11, 23, 8, 0, tzinfo=UTC)
@@ -81,3 +90,40 @@ def test_event_names_differ_per_object_directive_and_action() -> None:
 
 def test_the_added_actions_are_bookkeeping_not_part_of_the_effect() -> None:
     assert DIRECTIVE.effect() == DIRECTIVE.model_copy(update={"added": []}).effect()
+
+
+SERVICE = {"apiVersion": "steward.ai/v1alpha1", "kind": "InferenceService",
+           "metadata": {"name": "svc", "namespace": "team", "uid": "uid-s"}}  # fmt: skip
+REQUEST = CompressionRequest(
+    ref=WorkloadRef("InferenceService", "team", "svc"), policy="compress", mode=PolicyMode.ENFORCE,
+    name="svc-cmp-1", summary="GPU utilisation 12 % < 30 % for 1 h",
+    spec=CompressionJobSpec.model_validate({
+        "source": {"storageUri": "pvc://m/model.pt", "format": "TorchSave"}, "target": "svc",
+        "methods": ["DynamicInt8"], "evaluation": {"datasetUri": "pvc://m/eval.pt"},
+        "outputUri": "pvc://m/out"}),
+)  # fmt: skip
+
+
+def test_a_compression_jobs_event_is_said_once_whoever_says_it() -> None:
+    kube = _Apiserver()
+    assert start_compression(kube, SERVICE, None, REQUEST, now=NOW)
+    job = kube.events.pop("svc-cmp-1")  # the fake keeps every object by name
+    assert job["metadata"]["annotations"] == {"steward.ai/governor-reason": REQUEST.summary}
+    [said] = kube.events.values()
+    assert said["reason"] == "Compress"
+    assert said["note"] == "CompressionJob svc-cmp-1: " + REQUEST.summary
+    # The leader said it: its successor does not say it again.
+    assert not announce_compression(kube, SERVICE, job, now=NOW)
+    # The leader died after creating the job, before its Event: the successor says it, once.
+    kube.events.clear()
+    assert announce_compression(kube, SERVICE, job, now=NOW)
+    [again] = kube.events.values()
+    assert (again["reason"], again["note"]) == (said["reason"], said["note"])
+    assert not announce_compression(kube, SERVICE, job, now=NOW)
+
+
+def test_a_compression_job_the_governor_did_not_create_is_not_announced() -> None:
+    kube = _Apiserver()
+    users = {"metadata": {"name": "mine", "namespace": "team", "labels": {}}}
+    assert not announce_compression(kube, SERVICE, users, now=NOW)
+    assert kube.events == {}

@@ -10,7 +10,9 @@ the policy.
 The Event of an action a directive adds is named after the directive's text (and the object's
 uid), and the directive lists the actions it added: a leader killed between its patch and its
 Events leaves them missing, and its successor, seeing a directive it has not announced, records
-them (:func:`announce`); whoever comes second finds the name taken, so each is said once.
+them (:func:`announce`); whoever comes second finds the name taken, so each is said once. A
+CompressionJob the governor creates carries its reason, and its ``Compress`` Event on the
+service is named after the job: the same holds for it (:func:`announce_compression`).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from steward.act.kube import COMPRESSION_JOBS, INFERENCE_SERVICES, TRAINING_JOBS
 from steward.act.manifests import owner_reference
 from steward.api.constants import (
     ANNOTATION_GOVERNOR,
+    ANNOTATION_GOVERNOR_REASON,
     API_VERSION,
     LABEL_MANAGED_BY,
     LABEL_WORKLOAD,
@@ -99,9 +102,18 @@ def record(
 
 def directive_event_name(workload: Raw, action: GovernorAction) -> str:
     """The name of the Event saying that the directive now on ``workload`` added ``action``."""
-    meta = workload["metadata"]
-    text = (meta.get("annotations") or {}).get(ANNOTATION_GOVERNOR) or ""
-    key = f"{meta.get('uid')}\n{text}\n{action.value}".encode()
+    text = (workload["metadata"].get("annotations") or {}).get(ANNOTATION_GOVERNOR) or ""
+    return _event_name(workload, text, action.value)
+
+
+def compression_event_name(service: Raw, job: str) -> str:
+    """The name of the Event saying that the governor created CompressionJob ``job``."""
+    return _event_name(service, f"CompressionJob {job}", GovernorAction.COMPRESS.value)
+
+
+def _event_name(regarding: Raw, what: str, action: str) -> str:
+    meta = regarding["metadata"]
+    key = f"{meta.get('uid')}\n{what}\n{action}".encode()
     return f"{meta['name']}.{hashlib.sha256(key).hexdigest()[:20]}"
 
 
@@ -119,6 +131,19 @@ def announce(kube: Kube, workload: Raw, *, now: datetime) -> int:
                               action=action.value,
                               name=directive_event_name(workload, action))  # fmt: skip
     return missing
+
+
+def announce_compression(kube: Kube, service: Raw, job: Raw, *, now: datetime) -> bool:
+    """Make sure the ``Compress`` Event of ``job``, a CompressionJob the governor created for
+    ``service``, exists; True when it was missing (and is recorded now)."""
+    meta = job["metadata"]
+    reason = (meta.get("annotations") or {}).get(ANNOTATION_GOVERNOR_REASON)
+    if reason is None:
+        return False  # not the governor's
+    action = GovernorAction.COMPRESS.value
+    note = Note("Normal", action, f"CompressionJob {meta['name']}: {reason}")
+    return kube.event(service, note, now=now, action=action,
+                      name=compression_event_name(service, meta["name"]))  # fmt: skip
 
 
 def describe_compression(request: CompressionRequest) -> str:
@@ -142,6 +167,7 @@ def start_compression(
             "name": request.name,
             "namespace": request.ref.namespace,
             "labels": {LABEL_MANAGED_BY: MANAGED_BY, LABEL_WORKLOAD: request.ref.name},
+            "annotations": {ANNOTATION_GOVERNOR_REASON: request.summary},
             "ownerReferences": [owner_reference(service) | {"controller": False}],
         },
         "spec": request.spec.model_dump(mode="json", by_alias=True, exclude_none=True),
@@ -160,7 +186,8 @@ def record_compression(
     dry = request.mode == PolicyMode.DRY_RUN
     reason = f"WouldApply{action}" if dry else action
     note = f"CompressionJob {request.name}: {request.summary}"
-    kube.event(service, Note("Normal", reason, note), now=now, action=action)
+    kube.event(service, Note("Normal", reason, note), now=now, action=action,
+               name=None if dry else compression_event_name(service, request.name))  # fmt: skip
     if policy is not None:
         line = Note("Normal", f"BudgetAction{request.mode.value}", describe_compression(request))
         kube.event(policy, line, now=now, action="Govern")

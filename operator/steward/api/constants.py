@@ -41,6 +41,8 @@ ANNOTATION_SPEC_HASH: Final = f"{GROUP}/spec-hash"
 #: On a TrainingJob or InferenceService: what the governor applied to it (JSON, see
 #: :class:`steward.api.directive.GovernorDirective`); the workload controllers overlay it.
 ANNOTATION_GOVERNOR: Final = f"{GROUP}/governor"
+#: On a CompressionJob the governor created: why (the note of its ``Compress`` Event).
+ANNOTATION_GOVERNOR_REASON: Final = f"{GROUP}/governor-reason"
 #: On a compression runner's Job and pods: the CompressionJob they run.
 LABEL_COMPRESSION_JOB: Final = f"{GROUP}/compression-job"
 #: On a Node: the GPUNodePool it belongs to (set by the Kwok provider; may be set by others).

@@ -20,6 +20,7 @@ from pydantic import ValidationError
 
 from steward.act.governor import (
     announce,
+    announce_compression,
     describe,
     describe_compression,
     enforce,
@@ -81,6 +82,8 @@ class Governor:
     recorded_compressions: set[tuple[WorkloadRef, str]] = field(default_factory=set)
     #: Per workload: the directive text whose Events are known to exist.
     announced: dict[WorkloadRef, str] = field(default_factory=dict)
+    #: CompressionJobs (namespace, name) whose Compress Events are known to exist.
+    announced_compressions: set[tuple[str, str]] = field(default_factory=set)
     pools: PoolMemory = field(default_factory=PoolMemory)
     #: Per node: (sum, count) of GPU utilisation samples in the newest accounted window.
     node_utilization: dict[str, tuple[float, int]] = field(default_factory=dict)
@@ -110,14 +113,16 @@ def govern(governor: Governor, now: datetime) -> GovernReport:
         if view is not None:
             objects[view.facts.ref] = raw
             views.append(view)
+    compression_raws = kube.list(COMPRESSION_JOBS)
     snapshot = Snapshot(
         budgets=tuple(budgets),
         workloads=tuple(views),
         prices=_prices(governor.catalog, views, now),
         economics=governor.economics,
-        compression_jobs=tuple(valid_objects(kube.list(COMPRESSION_JOBS), CompressionJob)),
+        compression_jobs=tuple(valid_objects(compression_raws, CompressionJob)),
     )
     _announce(governor, objects, now)
+    _announce_compressions(governor, objects, compression_raws, now)
     plan = decide(snapshot, policies, now)
     applied = conflicts = 0
     for decision in plan.decisions:
@@ -184,6 +189,25 @@ def _announce(governor: Governor, objects: dict[WorkloadRef, Raw], now: datetime
             governor.announced[ref] = text
 
 
+def _announce_compressions(
+    governor: Governor, objects: dict[WorkloadRef, Raw], jobs: list[Raw], now: datetime
+) -> None:
+    """CompressionJobs of the governor's this one has not seen yet (all, on a new leader):
+    make sure their Compress Events on the services exist, once."""
+    present = {(j["metadata"]["namespace"], j["metadata"]["name"]) for j in jobs}
+    governor.announced_compressions &= present
+    for job in jobs:
+        meta = job["metadata"]
+        key = (meta["namespace"], meta["name"])
+        workload = (meta.get("labels") or {}).get(LABEL_WORKLOAD, "")
+        service = objects.get(WorkloadRef("InferenceService", meta["namespace"], workload))
+        if key in governor.announced_compressions or service is None:
+            continue
+        if announce_compression(governor.kube, service, job, now=now):
+            log.info("%s/%s: recorded the Event of CompressionJob %s", key[0], workload, key[1])
+        governor.announced_compressions.add(key)
+
+
 def _directive_text(raw: Raw) -> str:
     return str((raw["metadata"].get("annotations") or {}).get(ANNOTATION_GOVERNOR) or "")
 
@@ -206,6 +230,7 @@ def _compress(
         return False
     if not start_compression(governor.kube, raw, policy, request, now=now):
         return False
+    governor.announced_compressions.add((request.ref.namespace, request.name))
     log.info("%s", describe_compression(request))
     metrics.ACTIONS.labels(GovernorAction.COMPRESS.value, request.mode.value, "apply").inc()
     return True
