@@ -21,6 +21,7 @@ from steward.api.v1alpha1.compressionjob import CompressionMethod, Gate  # noqa:
 from steward.cli import main  # noqa: E402
 from steward.compress.data import Dataset  # noqa: E402
 from steward.compress.measure import (  # noqa: E402
+    CompiledEntry,
     Subject,
     Timing,
     compiled_copy,
@@ -196,13 +197,12 @@ def test_compiled_timing_times_compiled_copies_and_saves_the_plain_variant(
     assert report["timing"]["compile"] is True
     assert [row["compiled"] for row in report["variants"]] == [True, True, True]
     assert "(compiled)" in result.stderr
-    # What is saved is the variant, not its compiled copy (torchao's as a state dict).
+    # What is saved is the variant, not its compiled copy (torchao's as a state dict): the
+    # original's layer names, not a wrapper's ("model.0.weight").
     saved = torch.load(report["artifactUri"], weights_only=False)
-    if report["artifactFormat"] == "TorchSave":
-        assert isinstance(saved, nn.Module)
-        assert saved._compiled_call_impl is None
-    else:
-        assert isinstance(saved, dict)
+    state = saved if report["artifactFormat"] == "StateDict" else saved.state_dict()
+    assert not isinstance(saved, CompiledEntry)
+    assert {key.split(".")[0] for key in state} <= {"0", "2", "4"}
     status = json.loads((tmp_path / "result.json").read_text())
     assert all(v["compiled"] is True for v in status["variants"])
 

@@ -65,19 +65,18 @@ def run(request: Request, report: Callable[[str], None] = lambda _line: None) ->
     """
     device = request.hardware.device
     context = Context(request.hardware, request.train, request.options)
+    methods = {method.value.lower(): method for method in request.methods}
     built: dict[str, nn.Module] = {}
     skipped: dict[str, Measurement] = {}
-    for method in request.methods:
-        name = method.value.lower()
+    for name, method in methods.items():
         try:
             built[name] = build(method, request.model, context)
         except Skipped as why:
             skipped[name] = Measurement(name, method.value, 0, 0, 0.0, 0.0, 0.0, 0, 0,
                                         skipped=str(why))  # fmt: skip
             report(f"{name}: skipped: {why}")
-    methods = {method.value.lower(): method.value for method in request.methods}
     subjects = [Subject(ORIGINAL, None, request.model.to(device))]
-    subjects += [Subject(name, methods[name], model) for name, model in built.items()]
+    subjects += [Subject(name, methods[name].value, model) for name, model in built.items()]
     measured = {
         m.name: with_cost(m, request.usd_per_hour)
         for m in measure_all(subjects, request.evaluation, request.timing, device=device)

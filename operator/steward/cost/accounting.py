@@ -156,8 +156,9 @@ def account(
         _charge_energy(usage, catalog, covered, tally)
         _count_requests(usage, covered, tally)
         _measure_utilization(usage, covered, tally)
-        ledger = _ledger(usage, steps, covered, tally)
-    return replace(ledger, latency=_latency(usage, covered))
+        owners = usage.workloads_of_pods()
+        ledger = _ledger(usage, steps, covered, tally, owners)
+    return replace(ledger, latency=_latency(usage, covered, owners))
 
 
 _Holders = dict[tuple[PodKey, int], list[float]]
@@ -287,9 +288,10 @@ def _count_requests(usage: Usage, covered: list[int], tally: _Tally) -> None:
             tally.add(tally.pods, key, Amounts(requests=total))
 
 
-def _latency(usage: Usage, covered: list[int]) -> dict[WorkloadRef, dict[str, Buckets]]:
+def _latency(
+    usage: Usage, covered: list[int], workloads: dict[PodKey, WorkloadRef]
+) -> dict[WorkloadRef, dict[str, Buckets]]:
     """Each workload's pods' latency buckets over the covered steps, merged per variant."""
-    workloads = usage.workloads_of_pods()
     parts: dict[WorkloadRef, dict[str, list[Buckets]]] = defaultdict(lambda: defaultdict(list))
     for key, buckets in window_buckets(usage, covered).items():
         owner = usage.owners.get(key)
@@ -327,10 +329,15 @@ def _measure_utilization(usage: Usage, covered: list[int], tally: _Tally) -> Non
                 )
 
 
-def _ledger(usage: Usage, steps: list[int], covered: list[int], tally: _Tally) -> Ledger:
+def _ledger(
+    usage: Usage,
+    steps: list[int],
+    covered: list[int],
+    tally: _Tally,
+    owners: dict[PodKey, WorkloadRef],
+) -> Ledger:
     grid = usage.grid
     gpu_pods = {pod.key: pod for pod in usage.pods}
-    owners = usage.workloads_of_pods()
     workloads: dict[WorkloadRef, Amounts] = defaultdict(Amounts)
     charged: dict[str, Amounts] = defaultdict(Amounts)
     for key, amount in tally.pods.items():
